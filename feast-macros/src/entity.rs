@@ -1,0 +1,142 @@
+//! `#[entity]`: a struct whose one field is the join key.
+
+use heck::ToSnakeCase;
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::common::attr::{self, Attr, Meta};
+use crate::common::ctxt::Ctxt;
+use crate::common::{item_with_errors, location, missing_derives, opt_str, str_pairs};
+
+const MACRO: &str = "entity";
+const KEYS: &[&str] = &["name", "description", "tags", "owner", "crate"];
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let input: syn::ItemStruct = match syn::parse2(item.clone()) {
+        Ok(s) => s,
+        Err(_) => {
+            let err = syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "`#[entity]` goes on a struct with one field, the join key: `pub struct Driver { driver_id: i64 }`",
+            );
+            return item_with_errors(item, err);
+        }
+    };
+    let cx = Ctxt::new();
+    let mut name = Attr::<syn::LitStr>::none(MACRO, "name");
+    let mut meta = Meta::new(MACRO);
+    for arg in attr::split_args(&cx, MACRO, args) {
+        if meta.try_set(&cx, &arg) {
+            continue;
+        }
+        match arg.key.to_string().as_str() {
+            "name" => {
+                if let Some(v) = arg.parse(&cx) {
+                    name.set(&cx, &arg.key, v);
+                }
+            }
+            "join_keys" | "value_type" => cx.error_spanned_by(
+                &arg.key,
+                format!(
+                    "`{}` is not an argument here: the entity's one field is its join key, and the field's type its value type, as in `pub struct Driver {{ driver_id: i64 }}`",
+                    arg.key
+                ),
+            ),
+            _ => attr::unknown_arg(&cx, MACRO, &arg.key, KEYS),
+        }
+    }
+    if let Some(lit) = name.get() {
+        check_name(&cx, lit);
+    }
+
+    if !input.generics.params.is_empty() {
+        cx.error_spanned_by(&input.generics, "an entity cannot be generic");
+    }
+    let field = match &input.fields {
+        syn::Fields::Named(named) if named.named.len() == 1 => named.named.first(),
+        syn::Fields::Named(named) if named.named.len() > 1 => {
+            cx.error_spanned_by(
+                &named.named,
+                "an entity has exactly one join key, so one field (Feast: \"An entity may only have a single join key\"); use several entities on a view for a compound key",
+            );
+            None
+        }
+        _ => {
+            cx.error_spanned_by(
+                &input.ident,
+                "an entity needs one named field, its join key: `pub struct Driver { driver_id: i64 }`",
+            );
+            None
+        }
+    };
+
+    if let Err(e) = cx.check() {
+        return item_with_errors(item, e);
+    }
+    let Some(field) = field else {
+        return item;
+    };
+    let Some(field_ident) = &field.ident else {
+        return item;
+    };
+
+    let krate = meta.krate();
+    let ident = &input.ident;
+    let entity_name = name
+        .get()
+        .map_or_else(|| ident.to_string().to_snake_case(), syn::LitStr::value);
+    let join_key = field_ident.to_string();
+    let ty = &field.ty;
+    let value_type = quote_spanned!(ty.span()=> <#ty as #krate::__private::JoinKey>::FEAST_TYPE);
+    let description = opt_str(meta.description.get(), attr::doc_string(&input.attrs));
+    let owner = opt_str(meta.owner.get(), None);
+    let tags = str_pairs(meta.tags.get());
+    let loc = location(&krate, ident.span());
+    let derives = missing_derives(&input.attrs, &["Debug", "Clone", "PartialEq", "Eq", "Hash"]);
+
+    quote! {
+        #derives
+        #input
+
+        const _: () = {
+            static __FEAST_DEF: #krate::__private::EntityDef = #krate::__private::EntityDef {
+                name: #entity_name,
+                join_key: #join_key,
+                value_type: #value_type,
+                description: #description,
+                tags: #tags,
+                owner: #owner,
+                location: #loc,
+            };
+
+            impl #krate::__private::Entity for #ident {
+                type Key = #ty;
+                const DEF: &'static #krate::__private::EntityDef = &__FEAST_DEF;
+
+                fn key(&self) -> &#ty {
+                    &self.#field_ident
+                }
+
+                fn from_key(key: #ty) -> Self {
+                    #ident { #field_ident: key }
+                }
+            }
+
+            #krate::__private::inventory::submit! {
+                #krate::__private::Definition::Entity(&__FEAST_DEF)
+            }
+        };
+    }
+}
+
+/// Feast names are letters, digits and underscores.
+pub(crate) fn check_name(cx: &Ctxt, lit: &syn::LitStr) {
+    let v = lit.value();
+    if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        cx.error_spanned_by(
+            lit,
+            format!("invalid name \"{v}\": use letters, digits and `_`"),
+        );
+    }
+}

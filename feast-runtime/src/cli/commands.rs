@@ -1,0 +1,341 @@
+//! The subcommands.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{Cli, Command};
+use crate::config::Repo;
+use crate::definition::{FieldDef, RecordFormat, SourceKind};
+use crate::registry::Registry;
+use crate::registry::snapshot::{Action, Snapshot};
+use crate::validate;
+
+pub(super) fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::List { json } => list(out, *json),
+        Command::Validate => validate_cmd(out),
+        Command::Plan => plan(cli, out, false),
+        Command::Apply => plan(cli, out, true),
+    }
+}
+
+/// Loads the registry, printing every problem on failure.
+fn load_registry() -> anyhow::Result<Registry> {
+    Ok(Registry::load()?)
+}
+
+fn list(out: &mut impl Write, json: bool) -> anyhow::Result<ExitCode> {
+    let reg = load_registry()?;
+    if json {
+        let snap = Snapshot::of(&reg, "");
+        let value = serde_json::json!({
+            "entities": snap.entities.values().collect::<Vec<_>>(),
+            "data_sources": snap.data_sources.values().collect::<Vec<_>>(),
+            "feature_views": snap.feature_views.values().collect::<Vec<_>>(),
+            "feature_services": snap.feature_services.values().collect::<Vec<_>>(),
+        });
+        serde_json::to_writer_pretty(&mut *out, &value)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    writeln!(out, "Entities ({})", reg.entities().len())?;
+    for e in reg.entities() {
+        writeln!(
+            out,
+            "  {:<28} join key {} ({})",
+            e.name, e.join_key, e.value_type
+        )?;
+        describe(out, e.description)?;
+    }
+
+    writeln!(out, "\nData sources ({})", reg.data_sources().len())?;
+    for s in reg.data_sources() {
+        let what = match s.kind {
+            SourceKind::File { path, .. } => format!("path {path}"),
+            SourceKind::Kinesis {
+                stream_name,
+                region,
+                batch_source,
+                ..
+            } => {
+                format!(
+                    "stream {stream_name} ({region}), batch source {}",
+                    batch_source.name
+                )
+            }
+            SourceKind::Push { batch_source } => format!("batch source {}", batch_source.name),
+        };
+        writeln!(out, "  {:<28} {:<8} {what}", s.name, s.kind_name())?;
+        describe(out, s.description)?;
+        if let SourceKind::Kinesis {
+            record_format: RecordFormat::Json { schema_json, .. },
+            ..
+        } = s.kind
+        {
+            writeln!(out, "      record format: JsonFormat(\"{schema_json}\")")?;
+        }
+        if !matches!(s.kind, SourceKind::Push { .. }) {
+            let schema = s.schema();
+            let role = |f: &FieldDef| {
+                if f.name == s.event_timestamp_field() {
+                    "event time"
+                } else if Some(f.name) == s.created_timestamp_field() {
+                    "created time"
+                } else {
+                    ""
+                }
+            };
+            print_fields(out, &schema, role)?;
+        }
+    }
+
+    writeln!(out, "\nFeature views ({})", reg.feature_views().len())?;
+    for v in reg.feature_views() {
+        let entities: Vec<&str> = v.entities.iter().map(|e| e.name).collect();
+        let mut flags = Vec::new();
+        if v.online {
+            flags.push("online");
+        }
+        if v.offline {
+            flags.push("offline");
+        }
+        writeln!(
+            out,
+            "  {:<28} {:<8} source {}, entities {}, ttl {}, {}",
+            v.name,
+            v.kind.as_str(),
+            v.source.name,
+            entities.join(", "),
+            format_ttl(v.ttl_seconds),
+            if flags.is_empty() {
+                "not served".to_owned()
+            } else {
+                flags.join(" + ")
+            }
+        )?;
+        describe(out, v.description)?;
+        let ts = v.event_timestamp_field();
+        let joins: Vec<&str> = v.entities.iter().map(|e| e.join_key).collect();
+        print_fields(out, &v.output_schema(), |f| {
+            if joins.contains(&f.name) {
+                "join key"
+            } else if f.name == ts {
+                "event time"
+            } else {
+                ""
+            }
+        })?;
+    }
+
+    writeln!(out, "\nFeature services ({})", reg.feature_services().len())?;
+    for s in reg.feature_services() {
+        writeln!(out, "  {}", s.name)?;
+        describe(out, s.description)?;
+        for p in s.features {
+            let names: Vec<&str> = if p.features.is_empty() {
+                p.view.schema.iter().map(|f| f.name).collect()
+            } else {
+                p.features.to_vec()
+            };
+            writeln!(out, "      {}: {}", p.view.name, names.join(", "))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(out: &mut impl Write, description: &str) -> std::io::Result<()> {
+    if let Some(first) = description.lines().next().filter(|l| !l.is_empty()) {
+        writeln!(out, "      {first}")?;
+    }
+    Ok(())
+}
+
+fn print_fields(
+    out: &mut impl Write,
+    fields: &[FieldDef],
+    role: impl Fn(&FieldDef) -> &'static str,
+) -> std::io::Result<()> {
+    for f in fields {
+        let r = role(f);
+        let ty = f.dtype.to_string();
+        if r.is_empty() {
+            writeln!(out, "      {:<24} {ty}", f.name)?;
+        } else {
+            writeln!(out, "      {:<24} {ty:<14} ({r})", f.name)?;
+        }
+    }
+    Ok(())
+}
+
+/// `86400` -> `1d`, `9000` -> `2h 30m`, `0` -> `none`.
+pub(crate) fn format_ttl(secs: u64) -> String {
+    if secs == 0 {
+        return "none".to_owned();
+    }
+    let mut rest = secs;
+    let mut parts = Vec::new();
+    for (unit, n) in [
+        ("w", 604_800),
+        ("d", 86_400),
+        ("h", 3_600),
+        ("m", 60),
+        ("s", 1),
+    ] {
+        if rest >= n {
+            parts.push(format!("{}{unit}", rest / n));
+            rest %= n;
+        }
+    }
+    parts.join(" ")
+}
+
+/// Registry checks plus every view function run on an empty frame. Returns the
+/// registry and whether everything passed; problems go to stderr.
+fn check_all(out: &mut impl Write) -> anyhow::Result<Option<Registry>> {
+    let reg = match Registry::load() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(None);
+        }
+    };
+    let mut failed = 0;
+    for v in reg.feature_views() {
+        let report = validate::check_view(v);
+        if report.errors.is_empty() {
+            writeln!(
+                out,
+                "ok      feature view {} ({} columns)",
+                v.name,
+                v.output_schema().len()
+            )?;
+        } else {
+            failed += 1;
+            for e in &report.errors {
+                eprintln!("error: feature view `{}` ({}): {e}", v.name, v.location);
+            }
+        }
+        if !report.extra.is_empty() {
+            eprintln!(
+                "note: feature view `{}` also outputs undeclared column{} {}; {} dropped before writing",
+                v.name,
+                if report.extra.len() == 1 { "" } else { "s" },
+                report
+                    .extra
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if report.extra.len() == 1 {
+                    "it is"
+                } else {
+                    "they are"
+                },
+            );
+        }
+    }
+    if failed > 0 {
+        eprintln!(
+            "error: {failed} feature view{} failed validation",
+            if failed == 1 { "" } else { "s" }
+        );
+        return Ok(None);
+    }
+    Ok(Some(reg))
+}
+
+/// `1 entity, 3 data sources, 2 feature views, 1 feature service`.
+fn counts(reg: &Registry) -> String {
+    let n = |count: usize, one: &str, many: &str| {
+        format!("{count} {}", if count == 1 { one } else { many })
+    };
+    [
+        n(reg.entities().len(), "entity", "entities"),
+        n(reg.data_sources().len(), "data source", "data sources"),
+        n(reg.feature_views().len(), "feature view", "feature views"),
+        n(
+            reg.feature_services().len(),
+            "feature service",
+            "feature services",
+        ),
+    ]
+    .join(", ")
+}
+
+fn validate_cmd(out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    match check_all(out)? {
+        Some(reg) => {
+            writeln!(out, "valid: {}", counts(&reg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(ExitCode::FAILURE),
+    }
+}
+
+fn plan(cli: &Cli, out: &mut impl Write, apply: bool) -> anyhow::Result<ExitCode> {
+    let repo = Repo::load(&cli.chdir)?;
+    let reg = if apply {
+        match check_all(&mut std::io::sink())? {
+            Some(r) => r,
+            None => return Ok(ExitCode::FAILURE),
+        }
+    } else {
+        load_registry()?
+    };
+    let path = repo.registry_path();
+    let old = Snapshot::read(&path)?;
+    let mut new = Snapshot::of(&reg, &repo.config.project);
+    let changes = new.diff(old.as_ref());
+    let (mut added, mut changed, mut removed, mut same) = (0, 0, 0, 0);
+    for c in &changes {
+        match &c.action {
+            Action::Added => {
+                added += 1;
+                writeln!(out, "+ {} {}", c.kind, c.name)?;
+            }
+            Action::Changed(keys) => {
+                changed += 1;
+                writeln!(out, "~ {} {}", c.kind, c.name)?;
+                for k in keys {
+                    writeln!(out, "      {k}")?;
+                }
+            }
+            Action::Removed => {
+                removed += 1;
+                writeln!(out, "- {} {}", c.kind, c.name)?;
+            }
+            Action::Unchanged => same += 1,
+        }
+    }
+    let summary =
+        format!("{added} to add, {changed} to change, {removed} to remove, {same} unchanged");
+    if !apply {
+        writeln!(out, "Plan: {summary}.")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    new.last_updated = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    new.write(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(
+        out,
+        "Applied: {summary}; registry written to {}.",
+        path.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_ttl;
+
+    #[test]
+    fn ttl_is_shown_in_units() {
+        assert_eq!(format_ttl(0), "none");
+        assert_eq!(format_ttl(86_400), "1d");
+        assert_eq!(format_ttl(9_000), "2h 30m");
+        assert_eq!(format_ttl(694_861), "1w 1d 1h 1m 1s");
+    }
+}

@@ -1,0 +1,401 @@
+//! `feature_store.yaml`: Feast's repository configuration.
+//!
+//! Keys follow Feast (`project`, `provider`, `registry`, `online_store`,
+//! `offline_store`, `entity_key_serialization_version`). Unknown keys are
+//! rejected with their line and column, instead of being ignored.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The file name Feast uses for a repository's configuration.
+pub const FILE_NAME: &str = "feature_store.yaml";
+
+/// A repository's configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// Letters, digits and underscores; prefixes online tables and keys.
+    pub project: String,
+    #[serde(default)]
+    pub provider: Provider,
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    #[serde(default)]
+    pub online_store: OnlineStoreConfig,
+    #[serde(default)]
+    pub offline_store: OfflineStoreConfig,
+    /// Only version 3 (Feast's default) is written and read.
+    #[serde(default = "default_key_version")]
+    pub entity_key_serialization_version: u32,
+}
+
+fn default_key_version() -> u32 {
+    3
+}
+
+/// Feast's providers; all of them behave alike here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    #[default]
+    Local,
+    Aws,
+    Gcp,
+    Azure,
+}
+
+/// Where the registry file lives: `registry: path` or `registry: {path: ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegistryConfig {
+    pub registry_type: RegistryType,
+    pub path: String,
+    pub cache_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistryType {
+    #[default]
+    File,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            registry_type: RegistryType::File,
+            path: "data/registry.json".to_owned(),
+            cache_ttl_seconds: 600,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryMap {
+    #[serde(default)]
+    registry_type: RegistryType,
+    path: String,
+    #[serde(default = "default_cache_ttl")]
+    cache_ttl_seconds: u64,
+}
+
+fn default_cache_ttl() -> u64 {
+    600
+}
+
+impl<'de> Deserialize<'de> for RegistryConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RegistryConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a registry path or a map with `path`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RegistryConfig, E> {
+                Ok(RegistryConfig {
+                    path: v.to_owned(),
+                    ..RegistryConfig::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RegistryConfig, A::Error> {
+                let m = RegistryMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RegistryConfig {
+                    registry_type: m.registry_type,
+                    path: m.path,
+                    cache_ttl_seconds: m.cache_ttl_seconds,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The online store's type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineStoreType {
+    /// Embedded SQLite, the default.
+    #[default]
+    Sqlite,
+    Redis,
+}
+
+/// `online_store:` with Feast's keys. The keys of every store type sit in one
+/// struct so that an unknown key is reported with its position; keys that
+/// belong to another type are rejected by [`RepoConfig::validate`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineStoreConfig {
+    #[serde(rename = "type", default)]
+    pub store_type: OnlineStoreType,
+    /// SQLite: the database file (Feast's default `data/online.db`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Redis: `host:port[,db=0][,password=...][,ssl=true]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_string: Option<String>,
+    /// Redis: `redis` only (cluster and sentinel are not supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_type: Option<String>,
+    /// Redis: an EXPIRE set on every written key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ttl_seconds: Option<u64>,
+}
+
+/// `offline_store:`; only Feast's `file` store (Parquet) exists here.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineStoreConfig {
+    #[serde(rename = "type", default)]
+    pub store_type: OfflineStoreType,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineStoreType {
+    #[default]
+    File,
+}
+
+/// A configuration that could not be read or is inconsistent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no {FILE_NAME} in {dir} (run from the feature repository, or pass --chdir)")]
+    NotFound { dir: PathBuf },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A loaded configuration and the directory its relative paths start from.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    pub dir: PathBuf,
+    pub config: RepoConfig,
+}
+
+impl Repo {
+    /// Reads `feature_store.yaml` in `dir`.
+    pub fn load(dir: &Path) -> Result<Repo, Error> {
+        let path = dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound {
+                    dir: dir.to_owned(),
+                });
+            }
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        let config = RepoConfig::from_yaml(&text).map_err(|e| match e {
+            ParseError::Yaml(source) => Error::Parse {
+                path: path.clone(),
+                source,
+            },
+            ParseError::Invalid(message) => Error::Invalid {
+                path: path.clone(),
+                message,
+            },
+        })?;
+        Ok(Repo {
+            dir: dir.to_owned(),
+            config,
+        })
+    }
+
+    /// A path from the configuration, relative to the repository.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        self.dir.join(path)
+    }
+
+    pub fn registry_path(&self) -> PathBuf {
+        self.resolve(&self.config.registry.path)
+    }
+}
+
+/// Why a YAML text is not a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl RepoConfig {
+    /// Parses and validates a `feature_store.yaml` text.
+    pub fn from_yaml(text: &str) -> Result<RepoConfig, ParseError> {
+        let config: RepoConfig = serde_yaml::from_str(text)?;
+        config.validate().map_err(ParseError::Invalid)?;
+        Ok(config)
+    }
+
+    /// Rules that span keys.
+    pub fn validate(&self) -> Result<(), String> {
+        let p = &self.project;
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "project \"{p}\" must be letters, digits and underscores"
+            ));
+        }
+        if self.entity_key_serialization_version != 3 {
+            return Err(format!(
+                "entity_key_serialization_version {} is not supported; feast-rs reads and writes version 3 (Feast's default)",
+                self.entity_key_serialization_version
+            ));
+        }
+        let o = &self.online_store;
+        match o.store_type {
+            OnlineStoreType::Sqlite => {
+                for (set, key) in [
+                    (o.connection_string.is_some(), "connection_string"),
+                    (o.redis_type.is_some(), "redis_type"),
+                    (o.key_ttl_seconds.is_some(), "key_ttl_seconds"),
+                ] {
+                    if set {
+                        return Err(format!(
+                            "online_store.{key} is a redis option, but online_store.type is sqlite"
+                        ));
+                    }
+                }
+            }
+            OnlineStoreType::Redis => {
+                if o.path.is_some() {
+                    return Err("online_store.path is a sqlite option; a redis store takes connection_string".into());
+                }
+                if o.connection_string
+                    .as_deref()
+                    .is_none_or(|s| s.trim().is_empty())
+                {
+                    return Err(
+                        "online_store.type redis needs connection_string, as in \"localhost:6379\""
+                            .into(),
+                    );
+                }
+                if let Some(t) = o.redis_type.as_deref().filter(|t| *t != "redis") {
+                    return Err(format!(
+                        "online_store.redis_type \"{t}\" is not supported; only \"redis\" is"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQLite online store's path (Feast's default `data/online.db`).
+    pub fn sqlite_path(&self) -> &str {
+        self.online_store
+            .path
+            .as_deref()
+            .unwrap_or("data/online.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_feast_keys() {
+        let c = RepoConfig::from_yaml(
+            "project: driver_stats\nprovider: local\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: file\nentity_key_serialization_version: 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.project, "driver_stats");
+        assert_eq!(c.registry.path, "data/registry.json");
+        assert_eq!(c.sqlite_path(), "data/online.db");
+        assert_eq!(c.offline_store.store_type, OfflineStoreType::File);
+    }
+
+    #[test]
+    fn registry_may_be_a_map() {
+        let c = RepoConfig::from_yaml("project: p\nregistry:\n  registry_type: file\n  path: r.json\n  cache_ttl_seconds: 5\n").unwrap();
+        assert_eq!(c.registry.path, "r.json");
+        assert_eq!(c.registry.cache_ttl_seconds, 5);
+    }
+
+    #[test]
+    fn redis_connection_string() {
+        let c = RepoConfig::from_yaml("project: p\nonline_store:\n  type: redis\n  connection_string: \"localhost:6379,db=0\"\n").unwrap();
+        assert_eq!(c.online_store.store_type, OnlineStoreType::Redis);
+        assert_eq!(
+            c.online_store.connection_string.as_deref(),
+            Some("localhost:6379,db=0")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_line_and_column() {
+        let e = RepoConfig::from_yaml("project: p\nonline_store:\n  type: sqlite\n  paht: x.db\n")
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("unknown field `paht`"), "{msg}");
+        assert!(msg.contains("line 4 column 3"), "{msg}");
+
+        let e = RepoConfig::from_yaml("project: p\nflags: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown field `flags`") && e.contains("line 2 column 1"),
+            "{e}"
+        );
+
+        let e = RepoConfig::from_yaml("project: p\nregistry:\n  path: r\n  pth: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown field `pth`") && e.contains("line 4"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cross_key_rules() {
+        let e = RepoConfig::from_yaml("project: p\nonline_store:\n  type: redis\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "online_store.type redis needs connection_string, as in \"localhost:6379\""
+        );
+        let e = RepoConfig::from_yaml("project: p\nonline_store:\n  connection_string: x\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "online_store.connection_string is a redis option, but online_store.type is sqlite"
+        );
+        let e = RepoConfig::from_yaml("project: my-project\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "project \"my-project\" must be letters, digits and underscores"
+        );
+        let e = RepoConfig::from_yaml("project: p\nentity_key_serialization_version: 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("version 3"), "{e}");
+        let e = RepoConfig::from_yaml("project: p\nonline_store:\n  type: dynamodb\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown variant `dynamodb`") && e.contains("line 3"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! The `const` definition data that the macros emit, and the traits that tie a
+//! user's Rust items to it.
+//!
+//! Everything here is `'static` and built at compile time: a definition is a
+//! `static` in the user's crate, submitted to `inventory`, and collected into a
+//! [`Registry`](crate::registry::Registry) at start-up.
+
+mod feast_type;
+
+use std::fmt;
+
+use polars::prelude::DataFrame;
+
+pub use feast_type::{FeastType, JoinKey, JoinKeyValue};
+
+/// The error a view function may return, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A view's transformation, wrapped by the macro around the user's function.
+pub type TransformFn = fn(DataFrame) -> Result<DataFrame, BoxError>;
+
+/// Where a definition was written, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub module_path: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// `key: value` pairs (tags, field mappings).
+pub type Pairs = &'static [(&'static str, &'static str)];
+
+/// A named, typed column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDef {
+    pub name: &'static str,
+    pub dtype: FeastType,
+}
+
+/// An entity (Feast's `Entity`): one join key with its value type.
+#[derive(Debug)]
+pub struct EntityDef {
+    pub name: &'static str,
+    pub join_key: &'static str,
+    pub value_type: FeastType,
+    pub description: &'static str,
+    pub tags: Pairs,
+    pub owner: &'static str,
+    pub location: Location,
+}
+
+/// A data source (Feast's `FileSource`, `KinesisSource`, `PushSource`).
+#[derive(Debug)]
+pub struct DataSourceDef {
+    pub name: &'static str,
+    pub kind: SourceKind,
+    /// The event-time column; empty for push sources, which use their batch source's.
+    pub timestamp_field: &'static str,
+    pub created_timestamp_column: Option<&'static str>,
+    /// Source column -> name seen by views.
+    pub field_mapping: Pairs,
+    pub description: &'static str,
+    pub tags: Pairs,
+    pub owner: &'static str,
+    pub location: Location,
+}
+
+/// What a data source reads.
+#[derive(Debug)]
+pub enum SourceKind {
+    /// Parquet files under `path`.
+    File {
+        path: &'static str,
+        schema: &'static [FieldDef],
+    },
+    /// A Kinesis stream of JSON records.
+    Kinesis {
+        stream_name: &'static str,
+        region: &'static str,
+        record_format: RecordFormat,
+        batch_source: &'static DataSourceDef,
+    },
+    /// Rows pushed through the API.
+    Push {
+        batch_source: &'static DataSourceDef,
+    },
+}
+
+/// How stream records are encoded.
+#[derive(Debug)]
+pub enum RecordFormat {
+    /// Feast's `JsonFormat(schema_json)`: JSON objects with the columns of a
+    /// Spark DDL list, parsed at compile time into `schema`.
+    Json {
+        schema_json: &'static str,
+        schema: &'static [FieldDef],
+    },
+}
+
+impl DataSourceDef {
+    /// `"file"`, `"kinesis"` or `"push"`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            SourceKind::File { .. } => "file",
+            SourceKind::Kinesis { .. } => "kinesis",
+            SourceKind::Push { .. } => "push",
+        }
+    }
+
+    /// The batch source behind a stream source; `None` for a file source.
+    pub fn batch_source(&self) -> Option<&'static DataSourceDef> {
+        match self.kind {
+            SourceKind::File { .. } => None,
+            SourceKind::Kinesis { batch_source, .. } | SourceKind::Push { batch_source } => {
+                Some(batch_source)
+            }
+        }
+    }
+
+    /// The columns as stored or sent, before `field_mapping`.
+    pub fn raw_schema(&self) -> &'static [FieldDef] {
+        match self.kind {
+            SourceKind::File { schema, .. } => schema,
+            SourceKind::Kinesis {
+                record_format: RecordFormat::Json { schema, .. },
+                ..
+            } => schema,
+            SourceKind::Push { batch_source } => batch_source.raw_schema(),
+        }
+    }
+
+    /// The columns a view reads, after `field_mapping`.
+    pub fn schema(&self) -> Vec<FieldDef> {
+        let mapping = self.effective_mapping();
+        self.raw_schema()
+            .iter()
+            .map(|f| FieldDef {
+                name: mapping
+                    .iter()
+                    .find(|(from, _)| *from == f.name)
+                    .map_or(f.name, |(_, to)| *to),
+                dtype: f.dtype,
+            })
+            .collect()
+    }
+
+    fn effective_mapping(&self) -> Pairs {
+        match self.kind {
+            SourceKind::Push { batch_source } => batch_source.field_mapping,
+            _ => self.field_mapping,
+        }
+    }
+
+    /// The event-time column (a push source's is its batch source's).
+    pub fn event_timestamp_field(&self) -> &'static str {
+        match self.kind {
+            SourceKind::Push { batch_source } => batch_source.event_timestamp_field(),
+            _ => self.timestamp_field,
+        }
+    }
+
+    /// The created-time column (a push source's is its batch source's).
+    pub fn created_timestamp_field(&self) -> Option<&'static str> {
+        match self.kind {
+            SourceKind::Push { batch_source } => batch_source.created_timestamp_field(),
+            _ => self.created_timestamp_column,
+        }
+    }
+}
+
+/// Whether a view reads a stream or a batch source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    Stream,
+    Batch,
+}
+
+impl ViewKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewKind::Stream => "stream",
+            ViewKind::Batch => "batch",
+        }
+    }
+}
+
+/// A feature view (Feast's `StreamFeatureView` / `BatchFeatureView`).
+#[derive(Debug)]
+pub struct FeatureViewDef {
+    pub name: &'static str,
+    pub kind: ViewKind,
+    pub entities: &'static [&'static EntityDef],
+    pub source: &'static DataSourceDef,
+    /// The declared features the function outputs (join keys and the event
+    /// timestamp come on top).
+    pub schema: &'static [FieldDef],
+    /// 0 means the values never expire.
+    pub ttl_seconds: u64,
+    /// Defaults to the source's timestamp field.
+    pub timestamp_field: Option<&'static str>,
+    pub online: bool,
+    pub offline: bool,
+    pub description: &'static str,
+    pub tags: Pairs,
+    pub owner: &'static str,
+    pub transform: TransformFn,
+    pub location: Location,
+}
+
+impl FeatureViewDef {
+    /// The event-time column of the view's output.
+    pub fn event_timestamp_field(&self) -> &'static str {
+        self.timestamp_field
+            .unwrap_or_else(|| self.source.event_timestamp_field())
+    }
+
+    /// The columns the function receives: the source's, after `field_mapping`.
+    pub fn input_schema(&self) -> Vec<FieldDef> {
+        self.source.schema()
+    }
+
+    /// The columns the function must return: join keys, the event timestamp,
+    /// then the declared features.
+    pub fn output_schema(&self) -> Vec<FieldDef> {
+        let mut out: Vec<FieldDef> = self
+            .entities
+            .iter()
+            .map(|e| FieldDef {
+                name: e.join_key,
+                dtype: e.value_type,
+            })
+            .collect();
+        out.push(FieldDef {
+            name: self.event_timestamp_field(),
+            dtype: FeastType::UnixTimestamp,
+        });
+        out.extend_from_slice(self.schema);
+        out
+    }
+
+    pub fn feature(&self, name: &str) -> Option<&'static FieldDef> {
+        self.schema.iter().find(|f| f.name == name)
+    }
+}
+
+/// The features of one view that a service selects; empty `features` = all.
+#[derive(Debug)]
+pub struct FeatureProjection {
+    pub view: &'static FeatureViewDef,
+    pub features: &'static [&'static str],
+}
+
+/// A feature service (Feast's `FeatureService`).
+#[derive(Debug)]
+pub struct FeatureServiceDef {
+    pub name: &'static str,
+    pub features: &'static [FeatureProjection],
+    pub description: &'static str,
+    pub tags: Pairs,
+    pub owner: &'static str,
+    pub location: Location,
+}
+
+/// One submitted definition.
+#[derive(Debug, Clone, Copy)]
+pub enum Definition {
+    Entity(&'static EntityDef),
+    DataSource(&'static DataSourceDef),
+    FeatureView(&'static FeatureViewDef),
+    FeatureService(&'static FeatureServiceDef),
+}
+
+inventory::collect!(Definition);
+
+/// An entity type: a struct under `#[entity]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a feast entity",
+    label = "not an `#[entity]`",
+    note = "entities are structs with one join-key field under `#[entity]`, as in `#[entity] pub struct Driver {{ driver_id: i64 }}`"
+)]
+pub trait Entity: Clone + fmt::Debug + PartialEq + 'static {
+    /// The join key's Rust type.
+    type Key: JoinKey;
+    const DEF: &'static EntityDef;
+    fn key(&self) -> &Self::Key;
+    fn from_key(key: Self::Key) -> Self;
+}
+
+/// A data source type: a unit struct under a source macro.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a feast data source",
+    label = "not a data source",
+    note = "data sources are unit structs under `#[file_source]`, `#[kinesis_source]` or `#[push_source]`"
+)]
+pub trait DataSource: 'static {
+    const DEF: &'static DataSourceDef;
+}
+
+/// A source that batch views and `batch_source = ...` accept.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a batch source",
+    label = "expected a `#[file_source]` here",
+    note = "batch feature views and `batch_source = ...` take a `#[file_source]`; Kinesis and push sources are stream sources, read by `#[stream_feature_view]`"
+)]
+pub trait BatchSource: DataSource {}
+
+/// A source that stream views accept.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a stream source",
+    label = "expected a `#[kinesis_source]` or `#[push_source]` here",
+    note = "stream feature views read a `#[kinesis_source]` or `#[push_source]`; a `#[file_source]` is read by `#[batch_feature_view]`"
+)]
+pub trait StreamSource: DataSource {}
+
+/// A feature view type, generated for each view function as `{Name}View`
+/// and under the function's own name.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a feature view",
+    label = "not a feature view",
+    note = "feature views are functions under `#[stream_feature_view]` or `#[batch_feature_view]`; name them by the function's path"
+)]
+pub trait FeatureView: 'static {
+    /// The typed row read back from the online store.
+    type Row;
+    const DEF: &'static FeatureViewDef;
+}
+
+/// A feature service type: a unit struct under `#[feature_service]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a feature service",
+    label = "not a `#[feature_service]`"
+)]
+pub trait FeatureService: 'static {
+    const DEF: &'static FeatureServiceDef;
+}

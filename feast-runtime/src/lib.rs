@@ -1,0 +1,43 @@
+//! feast-rs: a compiled, streaming-first feature store.
+//!
+//! A feature repository is a Rust crate. Its entities, sources, feature views
+//! and services are Rust items under the attribute macros re-exported here; the
+//! compiler checks them, `inventory` collects them, and [`cli::main`] turns the
+//! crate into one binary that lists, validates, plans and applies them.
+//!
+//! ```ignore
+//! use feast_runtime::prelude::*;
+//!
+//! #[entity]
+//! pub struct Driver {
+//!     driver_id: i64,
+//! }
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod definition;
+pub mod registry;
+pub mod validate;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use chrono;
+pub use feast_macros::{
+    batch_feature_view, entity, feature_service, file_source, kinesis_source, push_source,
+    stream_feature_view,
+};
+pub use polars;
+
+/// What a feature repo needs in scope: the macros, the definition traits and
+/// the Polars prelude.
+pub mod prelude {
+    pub use crate::definition::{DataSource, Entity, FeatureService, FeatureView};
+    pub use feast_macros::{
+        batch_feature_view, entity, feature_service, file_source, kinesis_source, push_source,
+        stream_feature_view,
+    };
+    pub use polars::prelude::*;
+}

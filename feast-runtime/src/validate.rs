@@ -1,0 +1,142 @@
+//! Running view functions and checking what they return against what the
+//! view declares. `validate` runs each function on an empty frame built from
+//! its source's schema, so a mismatch shows before any record is ingested.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use polars::prelude::{Column, DataFrame, DataType, PlSmallStr};
+
+use crate::definition::{BoxError, FeatureViewDef, FieldDef};
+
+/// A view function that failed on a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    #[error("the function of view `{view}` returned an error: {source}")]
+    Failed {
+        view: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("the function of view `{view}` panicked: {message}")]
+    Panicked { view: &'static str, message: String },
+}
+
+/// Calls a view's function, turning a panic into an error.
+pub fn run_transform(
+    view: &'static FeatureViewDef,
+    df: DataFrame,
+) -> Result<DataFrame, TransformError> {
+    match catch_unwind(AssertUnwindSafe(|| (view.transform)(df))) {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(source)) => Err(TransformError::Failed {
+            view: view.name,
+            source,
+        }),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            Err(TransformError::Panicked {
+                view: view.name,
+                message,
+            })
+        }
+    }
+}
+
+/// A zero-row frame with one column per field.
+pub fn empty_frame(schema: &[FieldDef]) -> DataFrame {
+    let columns: Vec<Column> = schema
+        .iter()
+        .map(|f| Column::new_empty(PlSmallStr::from_static(f.name), &f.dtype.dtype()))
+        .collect();
+    DataFrame::new(0, columns).unwrap_or_else(|_| DataFrame::empty())
+}
+
+/// The columns a view's function receives: the source's (after
+/// `field_mapping`), with join keys in their entity's type.
+pub fn input_schema(view: &FeatureViewDef) -> Vec<FieldDef> {
+    let mut schema = view.input_schema();
+    for f in &mut schema {
+        if let Some(e) = view.entities.iter().find(|e| e.join_key == f.name) {
+            f.dtype = e.value_type;
+        }
+    }
+    schema
+}
+
+/// How a function's output differs from the view's declaration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputCheck {
+    /// Missing or mistyped columns: the output cannot be stored.
+    pub errors: Vec<String>,
+    /// Columns the view does not declare (other than the source's created
+    /// timestamp, which is kept); they are dropped before writing.
+    pub extra: Vec<String>,
+}
+
+/// Compares an output frame with the view's join keys, timestamp and features.
+pub fn check_output(view: &FeatureViewDef, df: &DataFrame) -> OutputCheck {
+    let mut check = OutputCheck::default();
+    let expected = view.output_schema();
+    let schema = df.schema();
+    for f in &expected {
+        let want = f.dtype.dtype();
+        match schema.get(f.name) {
+            None => check.errors.push(format!(
+                "output column `{}` ({}) is missing",
+                f.name, f.dtype
+            )),
+            Some(got) if !same_dtype(got, &want) => check.errors.push(format!(
+                "output column `{}` is {got}, but the view declares {} ({want})",
+                f.name, f.dtype
+            )),
+            Some(_) => {}
+        }
+    }
+    let created = view.source.created_timestamp_field();
+    for name in schema.iter_names() {
+        if !expected.iter().any(|f| f.name == name.as_str()) && created != Some(name.as_str()) {
+            check.extra.push(name.to_string());
+        }
+    }
+    check
+}
+
+/// Timestamps compare on their unit; a naive datetime is taken as UTC.
+fn same_dtype(got: &DataType, want: &DataType) -> bool {
+    match (got, want) {
+        (DataType::Datetime(gu, _), DataType::Datetime(wu, _)) => gu == wu,
+        _ => got == want,
+    }
+}
+
+/// The outcome of `validate` for one view.
+#[derive(Debug)]
+pub struct ViewReport {
+    pub view: &'static FeatureViewDef,
+    pub errors: Vec<String>,
+    pub extra: Vec<String>,
+}
+
+/// Runs a view's function on an empty input frame and checks its output.
+pub fn check_view(view: &'static FeatureViewDef) -> ViewReport {
+    let input = empty_frame(&input_schema(view));
+    match run_transform(view, input) {
+        Ok(out) => {
+            let c = check_output(view, &out);
+            ViewReport {
+                view,
+                errors: c.errors,
+                extra: c.extra,
+            }
+        }
+        Err(e) => ViewReport {
+            view,
+            errors: vec![e.to_string()],
+            extra: Vec::new(),
+        },
+    }
+}
