@@ -1,1 +1,8 @@
+//! Integration tests: the registry the example registers, registry checks on
+//! hand-built definitions, and the CLI run as a user runs it.
 
+// Links the example's definitions into this test binary.
+use feast_example_driver_stats as _;
+
+mod cli;
+mod registry;
