@@ -71,6 +71,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
 
+    if let Some(f) = field {
+        check_key_type(&cx, &f.ty);
+    }
     if let Err(e) = cx.check() {
         return item_with_errors(item, e);
     }
@@ -138,5 +141,39 @@ pub(crate) fn check_name(cx: &Ctxt, lit: &syn::LitStr) {
             lit,
             format!("invalid name \"{v}\": use letters, digits and `_`"),
         );
+    }
+}
+
+/// Rejects types that can never be join keys with one error at the type.
+/// Other paths (aliases, wrappers) are left to the `JoinKey` trait bound.
+fn check_key_type(cx: &Ctxt, ty: &syn::Type) {
+    let msg = "cannot be a join key: Feast serializes keys of type Int64 (`i64`), Int32 (`i32`), String (`String`) and Bytes (`Vec<u8>`)";
+    match ty {
+        syn::Type::Path(p) if p.qself.is_none() => {
+            let Some(ident) = p.path.get_ident() else {
+                return;
+            };
+            let name = ident.to_string();
+            const NEVER: &[&str] = &[
+                "f32", "f64", "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize",
+                "i8", "i16", "i128", "isize",
+            ];
+            if NEVER.contains(&name.as_str()) {
+                let hint = match name.as_str() {
+                    "u8" | "u16" | "i8" | "i16" => "; widen it to `i32`",
+                    "u32" | "u64" | "usize" | "isize" | "i128" | "u128" => "; use `i64`",
+                    "str" | "char" => "; use `String`",
+                    _ => "",
+                };
+                cx.error_spanned_by(ty, format!("`{name}` {msg}{hint}"));
+            }
+        }
+        syn::Type::Reference(_)
+        | syn::Type::Tuple(_)
+        | syn::Type::Array(_)
+        | syn::Type::Slice(_) => {
+            cx.error_spanned_by(ty, format!("`{}` {msg}", quote!(#ty)));
+        }
+        _ => {}
     }
 }

@@ -9,6 +9,7 @@ use syn::spanned::Spanned;
 
 use crate::common::attr::{self, Attr, Meta};
 use crate::common::ctxt::Ctxt;
+use crate::common::mention;
 use crate::common::{
     UNIT_DERIVES, item_with_errors, location, missing_derives, opt_str, str_pairs,
 };
@@ -110,7 +111,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
     if let Err(e) = cx.check() {
-        return item_with_errors(item, e);
+        let views = features
+            .get()
+            .into_iter()
+            .flat_map(|p| &p.0)
+            .map(|p| &p.view);
+        let mentions = mention(views);
+        let out = item_with_errors(item, e);
+        return quote!(#out #mentions);
     }
 
     let krate = meta.krate();

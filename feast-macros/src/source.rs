@@ -9,6 +9,7 @@ use syn::spanned::Spanned;
 use crate::common::attr::{self, Attr, Meta, StrMap};
 use crate::common::ctxt::Ctxt;
 use crate::common::dtype::{self, FeastType, Field, SchemaSyntax};
+use crate::common::mention;
 use crate::common::{
     UNIT_DERIVES, item_with_errors, location, missing_derives, opt_str, str_pairs,
 };
@@ -116,7 +117,11 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
     check(&cx, kind, &args);
     match cx.check() {
         Ok(()) => expand_source(kind, &input, args),
-        Err(e) => item_with_errors(item, e),
+        Err(e) => {
+            let mentions = mention(args.batch_source.get());
+            let out = item_with_errors(item, e);
+            quote!(#out #mentions)
+        }
     }
 }
 

@@ -80,3 +80,28 @@ pub(crate) const UNIT_DERIVES: &[&str] = &[
     "Eq",
     "Hash",
 ];
+
+/// Mentions the paths an argument list named, for output emitted next to
+/// errors: their imports stay used (no extra warnings) and a typo in one still
+/// gets rustc's "cannot find" error with its suggestion.
+pub(crate) fn mention<'a>(paths: impl IntoIterator<Item = &'a syn::Path>) -> TokenStream {
+    let paths: Vec<&syn::Path> = paths.into_iter().collect();
+    if paths.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        #[allow(dead_code)]
+        const _: ::core::marker::PhantomData<(#(#paths,)*)> = ::core::marker::PhantomData;
+    }
+}
+
+/// Parses `true` or `false`.
+pub(crate) fn parse_bool(cx: &ctxt::Ctxt, arg: &attr::RawArg) -> Option<syn::LitBool> {
+    match syn::parse2::<syn::LitBool>(arg.value.clone()) {
+        Ok(b) => Some(b),
+        Err(_) => {
+            cx.error_spanned_by(&arg.value, format!("`{}` takes `true` or `false`", arg.key));
+            None
+        }
+    }
+}

@@ -97,12 +97,12 @@ impl ViewArgs {
                     }
                 }
                 "online" => {
-                    if let Some(v) = arg.parse(cx) {
+                    if let Some(v) = crate::common::parse_bool(cx, &arg) {
                         a.online.set(cx, &arg.key, v);
                     }
                 }
                 "offline" => {
-                    if let Some(v) = arg.parse(cx) {
+                    if let Some(v) = crate::common::parse_bool(cx, &arg) {
                         a.offline.set(cx, &arg.key, v);
                     }
                 }

@@ -39,7 +39,15 @@ fn public_types(view: &View<'_>, krate: &TokenStream, names: &Names) -> TokenStr
         let (field, path) = (&e.field, &e.path);
         quote!(pub #field: #path)
     });
-    let feature_fields = view.schema().iter().map(|f| {
+    // Skip names that clash (already reported), so the struct itself adds no errors.
+    let mut taken: Vec<String> = view.entities.iter().map(|e| e.field.to_string()).collect();
+    taken.push("event_timestamp".to_owned());
+    let unique = view.schema().iter().filter(|f| {
+        let fresh = !taken.contains(&f.name);
+        taken.push(f.name.clone());
+        fresh
+    });
+    let feature_fields = unique.map(|f| {
         let ident = syn::Ident::new(&f.name, f.span);
         let ty = f.ty.rust_type(krate);
         quote!(pub #ident: ::core::option::Option<#ty>)
@@ -168,10 +176,12 @@ pub(crate) fn dummy(view: &View<'_>, errors: syn::Error) -> TokenStream {
     let view_ty = &names.view;
     let row = &names.row;
     let errors = errors.to_compile_error();
+    let mentions = common::mention(view.args.source.get());
     quote! {
         #func
         #types
         #errors
+        #mentions
 
         impl #krate::__private::FeatureView for #view_ty {
             type Row = #row;

@@ -1,0 +1,9 @@
+use feast_example_driver_stats::sources::DriverStatsStream;
+use feast_runtime::prelude::*;
+
+#[stream_feature_view(entities = [DriverStatsStream], source = DriverStatsStream, schema = [conv_rate: Float64])]
+pub fn conv(df: DataFrame) -> PolarsResult<DataFrame> {
+    Ok(df)
+}
+
+fn main() {}

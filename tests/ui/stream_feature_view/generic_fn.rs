@@ -1,0 +1,10 @@
+use feast_example_driver_stats::entities::Driver;
+use feast_example_driver_stats::sources::DriverStatsStream;
+use feast_runtime::prelude::*;
+
+#[stream_feature_view(entities = [Driver], source = DriverStatsStream, schema = [conv_rate: Float64])]
+pub fn conv<T: Into<DataFrame>>(df: T) -> PolarsResult<DataFrame> {
+    Ok(df.into())
+}
+
+fn main() {}

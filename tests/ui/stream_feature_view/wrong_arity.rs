@@ -1,0 +1,11 @@
+use feast_example_driver_stats::entities::Driver;
+use feast_example_driver_stats::sources::DriverStatsStream;
+use feast_runtime::prelude::*;
+
+#[stream_feature_view(entities = [Driver], source = DriverStatsStream, schema = [conv_rate: Float64])]
+pub fn conv(df: DataFrame, factor: f64) -> PolarsResult<DataFrame> {
+    let _ = factor;
+    Ok(df)
+}
+
+fn main() {}
