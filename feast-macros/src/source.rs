@@ -217,10 +217,11 @@ fn parse_args(cx: &Ctxt, kind: Kind, tokens: TokenStream) -> Args {
                 }
             }
             "record_format" => {
-                if let Some(v) = arg.parse_with(cx, parse_record_format) {
-                    if let Some(v) = resolve_record_format(cx, v) {
-                        a.record_format.set(cx, &arg.key, v);
-                    }
+                if let Some(v) = arg
+                    .parse_with(cx, parse_record_format)
+                    .and_then(|v| resolve_record_format(cx, v))
+                {
+                    a.record_format.set(cx, &arg.key, v);
                 }
             }
             "batch_source" => {

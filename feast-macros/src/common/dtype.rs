@@ -114,7 +114,7 @@ impl TypeSyntax {
                 let inner = inner.resolve(cx)?;
                 if matches!(inner, FeastType::Array(_)) {
                     cx.error_spanned_by(
-                        &inner_name(self),
+                        inner_name(self),
                         "Feast has no nested arrays: `Array(Array(..))` is not a Feast type",
                     );
                     return None;

@@ -209,10 +209,12 @@ impl<'a> View<'a> {
                 }
             }
         }
-        if let Some(lit) = args.timestamp_field.get() {
-            if lit.value().trim().is_empty() {
-                cx.error_spanned_by(lit, "`timestamp_field` is empty");
-            }
+        if let Some(lit) = args
+            .timestamp_field
+            .get()
+            .filter(|l| l.value().trim().is_empty())
+        {
+            cx.error_spanned_by(lit, "`timestamp_field` is empty");
         }
         View {
             kind,

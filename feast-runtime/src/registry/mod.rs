@@ -154,17 +154,14 @@ impl Registry {
                 message,
             })
         };
-        if let Some(batch) = s.batch_source() {
-            if !self
-                .sources
-                .get(batch.name)
-                .is_some_and(|b| std::ptr::eq(*b, batch))
-            {
-                report(format!(
-                    "its batch source `{}` is not registered (is the crate that defines it linked?)",
-                    batch.name
-                ));
-            }
+        if let Some(batch) = s
+            .batch_source()
+            .filter(|b| !registered(&self.sources, b.name, b))
+        {
+            report(format!(
+                "its batch source `{}` is not registered (is the crate that defines it linked?)",
+                batch.name
+            ));
         }
         if matches!(s.kind, SourceKind::Push { .. }) {
             return;
@@ -203,11 +200,7 @@ impl Registry {
             })
         };
         let source = v.source;
-        if !self
-            .sources
-            .get(source.name)
-            .is_some_and(|s| std::ptr::eq(*s, source))
-        {
+        if !registered(&self.sources, source.name, source) {
             report(format!(
                 "its source `{}` is not registered (is the crate that defines it linked?)",
                 source.name
@@ -215,11 +208,7 @@ impl Registry {
         }
         let input = v.input_schema();
         for e in v.entities {
-            if !self
-                .entities
-                .get(e.name)
-                .is_some_and(|x| std::ptr::eq(*x, *e))
-            {
+            if !registered(&self.entities, e.name, *e) {
                 report(format!(
                     "its entity `{}` is not registered (is the crate that defines it linked?)",
                     e.name
@@ -277,8 +266,11 @@ impl Registry {
                 }
             }
         }
-        if v.kind == ViewKind::Stream && v.offline {
-            if let Some(batch) = source.batch_source() {
+        if let Some(batch) = source
+            .batch_source()
+            .filter(|_| v.kind == ViewKind::Stream && v.offline)
+        {
+            {
                 let columns = batch.schema();
                 for f in v.output_schema() {
                     if !columns
@@ -307,11 +299,7 @@ impl Registry {
             })
         };
         for p in s.features {
-            if !self
-                .views
-                .get(p.view.name)
-                .is_some_and(|v| std::ptr::eq(*v, p.view))
-            {
+            if !registered(&self.views, p.view.name, p.view) {
                 report(format!(
                     "its view `{}` is not registered (is the crate that defines it linked?)",
                     p.view.name
@@ -330,15 +318,18 @@ impl Registry {
     }
 }
 
-fn insert<T: 'static>(
+/// Whether `def` itself (not just a definition of that name) is registered.
+fn registered<T>(map: &BTreeMap<&'static str, &'static T>, name: &str, def: &T) -> bool {
+    map.get(name).is_some_and(|d| std::ptr::eq(*d, def))
+}
+
+fn insert<T: HasLocation + 'static>(
     map: &mut BTreeMap<&'static str, &'static T>,
     name: &'static str,
     def: &'static T,
     kind: &str,
     problems: &mut Vec<Problem>,
-) where
-    T: HasLocation,
-{
+) {
     let location = def.location();
     if let Some(first) = map.get(name) {
         if std::ptr::eq(*first, def) {
