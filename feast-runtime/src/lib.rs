@@ -17,7 +17,12 @@
 pub mod cli;
 pub mod config;
 pub mod definition;
+pub mod feature_store;
+pub mod frame;
+pub mod offline_store;
+pub mod online_store;
 pub mod registry;
+pub mod retrieval;
 pub mod validate;
 
 #[doc(hidden)]

@@ -4,6 +4,70 @@ pub use inventory;
 pub use polars::prelude::DataFrame;
 
 pub use crate::definition::*;
+pub use crate::online_store::encoding::{DecodeError, Value, serialize_entity_key};
+
+use chrono::{DateTime, Utc};
+
+/// A timestamp from microseconds since the epoch.
+pub fn timestamp_from_us(us: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// `(join key name, value)` of an entity.
+pub fn key_pair<E: Entity>(e: &E) -> (&'static str, JoinKeyValue<'_>) {
+    (E::DEF.join_key, e.key().value())
+}
+
+/// A row field's type, read from a stored `Value`.
+pub trait FromValue: Sized {
+    fn from_value(v: Option<Value>) -> Result<Option<Self>, DecodeError>;
+}
+
+macro_rules! from_value {
+    ($($t:ty => $variant:ident $(($conv:expr))?),* $(,)?) => {$(
+        impl FromValue for $t {
+            fn from_value(v: Option<Value>) -> Result<Option<Self>, DecodeError> {
+                match v {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::$variant(x)) => Ok(Some(from_value!(@conv x $(, $conv)?))),
+                    Some(other) => Err(DecodeError(format!(
+                        "expected a {} value, found {other:?}",
+                        stringify!($variant)
+                    ))),
+                }
+            }
+        }
+    )*};
+    (@conv $x:ident) => { $x };
+    (@conv $x:ident, $conv:expr) => { $conv($x) };
+}
+
+fn seconds(s: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn seconds_list(v: Vec<i64>) -> Vec<DateTime<Utc>> {
+    v.into_iter().map(seconds).collect()
+}
+
+from_value! {
+    i32 => Int32,
+    i64 => Int64,
+    f32 => Float32,
+    f64 => Float64,
+    String => String,
+    Vec<u8> => Bytes,
+    bool => Bool,
+    DateTime<Utc> => UnixTimestamp(seconds),
+    Vec<i32> => Int32List,
+    Vec<i64> => Int64List,
+    Vec<f32> => Float32List,
+    Vec<f64> => Float64List,
+    Vec<String> => StringList,
+    Vec<Vec<u8>> => BytesList,
+    Vec<bool> => BoolList,
+    Vec<DateTime<Utc>> => UnixTimestampList(seconds_list),
+}
 
 /// `T::DEF` for an entity; the bound gives a spanned error on a wrong path.
 pub const fn entity<T: Entity>() -> &'static EntityDef {

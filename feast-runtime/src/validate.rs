@@ -4,7 +4,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use polars::prelude::{Column, DataFrame, DataType, PlSmallStr};
+use polars::prelude::{DataFrame, DataType};
+
+pub use crate::frame::empty_frame;
 
 use crate::definition::{BoxError, FeatureViewDef, FieldDef};
 
@@ -44,15 +46,6 @@ pub fn run_transform(
             })
         }
     }
-}
-
-/// A zero-row frame with one column per field.
-pub fn empty_frame(schema: &[FieldDef]) -> DataFrame {
-    let columns: Vec<Column> = schema
-        .iter()
-        .map(|f| Column::new_empty(PlSmallStr::from_static(f.name), &f.dtype.dtype()))
-        .collect();
-    DataFrame::new(0, columns).unwrap_or_else(|_| DataFrame::empty())
 }
 
 /// The columns a view's function receives: the source's (after

@@ -2,7 +2,7 @@
 
 use feast_tests::{TempRepo, run};
 
-const EXAMPLE: &str = env!("CARGO_BIN_EXE_driver-stats");
+const EXAMPLE: &str = env!("CARGO_BIN_EXE_example-repo");
 const MISMATCHED: &str = env!("CARGO_BIN_EXE_mismatched-repo");
 const DUPLICATE: &str = env!("CARGO_BIN_EXE_duplicate-repo");
 

@@ -125,6 +125,37 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
     let tags = common::str_pairs(meta.tags.get());
     let loc = common::location(&krate, fn_ident.span());
 
+    // A single entity is the key itself; several are a tuple, in order.
+    let paths: Vec<&syn::Path> = view.entities.iter().map(|e| &e.path).collect();
+    let single = paths.len() == 1;
+    let key_ty = if single { quote!(#(#paths)*) } else { quote!((#(#paths,)*)) };
+    let accessors: Vec<TokenStream> = (0..paths.len())
+        .map(|i| {
+            if single {
+                quote!(key)
+            } else {
+                let i = syn::Index::from(i);
+                quote!(key.#i)
+            }
+        })
+        .collect();
+    let key_pairs = accessors.iter().map(|a| {
+        if single {
+            quote!(#p::key_pair(#a))
+        } else {
+            quote!(#p::key_pair(&#a))
+        }
+    });
+    let row_keys = view.entities.iter().zip(&accessors).map(|(e, a)| {
+        let field = &e.field;
+        quote!(#field: #a)
+    });
+    let row_values = view.schema().iter().map(|f| {
+        let ident = syn::Ident::new(&f.name, f.span);
+        let ty = f.ty.rust_type(&krate);
+        quote!(#ident: <#ty as #p::FromValue>::from_value(values.next().flatten())?)
+    });
+
     quote! {
         #func
         #types
@@ -156,7 +187,25 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
 
             impl #p::FeatureView for #view_ty {
                 type Row = #row;
+                type Key = #key_ty;
                 const DEF: &'static #p::FeatureViewDef = &__FEAST_DEF;
+
+                fn serialize_key(key: &Self::Key, out: &mut ::std::vec::Vec<u8>) {
+                    #p::serialize_entity_key(out, &[#(#key_pairs),*]);
+                }
+
+                fn make_row(
+                    key: Self::Key,
+                    event_ts_us: i64,
+                    values: ::std::vec::Vec<::core::option::Option<#p::Value>>,
+                ) -> ::core::result::Result<#row, #p::DecodeError> {
+                    let mut values = values.into_iter();
+                    ::core::result::Result::Ok(#row {
+                        #(#row_keys,)*
+                        event_timestamp: #p::timestamp_from_us(event_ts_us),
+                        #(#row_values,)*
+                    })
+                }
             }
 
             #p::inventory::submit! {
@@ -185,7 +234,18 @@ pub(crate) fn dummy(view: &View<'_>, errors: syn::Error) -> TokenStream {
 
         impl #krate::__private::FeatureView for #view_ty {
             type Row = #row;
+            type Key = ();
             const DEF: &'static #krate::__private::FeatureViewDef = &#krate::__private::INVALID_VIEW;
+
+            fn serialize_key(_: &Self::Key, _: &mut ::std::vec::Vec<u8>) {}
+
+            fn make_row(
+                _: Self::Key,
+                _: i64,
+                _: ::std::vec::Vec<::core::option::Option<#krate::__private::Value>>,
+            ) -> ::core::result::Result<#row, #krate::__private::DecodeError> {
+                ::core::result::Result::Err(#krate::__private::DecodeError(::std::string::String::from("this view failed to compile")))
+            }
         }
     }
 }

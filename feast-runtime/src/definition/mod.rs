@@ -329,7 +329,20 @@ pub trait StreamSource: DataSource {}
 pub trait FeatureView: 'static {
     /// The typed row read back from the online store.
     type Row;
+    /// The entity (or tuple of entities) that identifies a row.
+    type Key: Clone;
     const DEF: &'static FeatureViewDef;
+
+    /// Appends the entity key's serialization (version 3).
+    fn serialize_key(key: &Self::Key, out: &mut Vec<u8>);
+
+    /// Builds a row from a key, an event time (microseconds) and the stored
+    /// values of the view's features in schema order.
+    fn make_row(
+        key: Self::Key,
+        event_ts_us: i64,
+        values: Vec<Option<crate::online_store::encoding::Value>>,
+    ) -> Result<Self::Row, crate::online_store::encoding::DecodeError>;
 }
 
 /// A feature service type: a unit struct under `#[feature_service]`.

@@ -1,0 +1,581 @@
+//! The `FeatureStore` API, mirroring Feast's: online and offline writes,
+//! pushes, materialization, online reads and point-in-time retrieval.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+
+use crate::config::{OnlineStoreType, Repo};
+use crate::definition::{DataSourceDef, FeatureView, FeatureViewDef, SourceKind};
+use crate::frame::FrameError;
+use crate::offline_store;
+use crate::online_store::encoding::Value;
+use crate::online_store::sqlite::SqliteStore;
+use crate::online_store::{self, OnlineBatch, OnlineStore, StoredRow, WriteStats};
+use crate::registry::Registry;
+use crate::retrieval::{self, ViewRequest};
+use crate::validate::{self, TransformError};
+
+/// A failed `FeatureStore` call; each variant names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::Error),
+    #[error("unknown feature view `{name}`; feature views: {available}")]
+    UnknownView { name: String, available: String },
+    #[error("unknown feature `{feature}` in view `{view}`; its features: {available}")]
+    UnknownFeature {
+        view: String,
+        feature: String,
+        available: String,
+    },
+    #[error("unknown feature service `{name}`; feature services: {available}")]
+    UnknownService { name: String, available: String },
+    #[error("unknown push source `{name}`; push sources: {available}")]
+    UnknownPushSource { name: String, available: String },
+    #[error("invalid feature reference `{0}`: expected `view:feature`")]
+    BadReference(String),
+    #[error("feature `{feature}` is in both `{first}` and `{second}`; ask for full feature names")]
+    AmbiguousFeature {
+        feature: String,
+        first: String,
+        second: String,
+    },
+    #[error("view `{view}`: {source}")]
+    Frame {
+        view: String,
+        #[source]
+        source: FrameError,
+    },
+    #[error("entity rows: {0}")]
+    EntityRows(String),
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    #[error("view `{view}`: the function's output does not match the declaration: {problems}")]
+    Output { view: String, problems: String },
+    #[error(transparent)]
+    Online(#[from] online_store::Error),
+    #[error(transparent)]
+    Offline(#[from] offline_store::Error),
+    #[error("the redis online store is not available in this build")]
+    Unsupported,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where pushed rows go (Feast's `PushMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushMode {
+    #[default]
+    Online,
+    Offline,
+    OnlineAndOffline,
+}
+
+impl std::str::FromStr for PushMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "online" => Ok(PushMode::Online),
+            "offline" => Ok(PushMode::Offline),
+            "online_and_offline" | "online-and-offline" => Ok(PushMode::OnlineAndOffline),
+            _ => Err(format!("unknown push mode `{s}`; expected online, offline or online_and_offline")),
+        }
+    }
+}
+
+/// The features a read asks for: `view:feature` references or a service.
+#[derive(Debug, Clone)]
+pub enum Features<'a> {
+    Refs(&'a [&'a str]),
+    Service(&'a str),
+}
+
+/// The status of one value in an online response (Feast's `FieldStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldStatus {
+    Present,
+    NullValue,
+    NotFound,
+    OutsideMaxAge,
+}
+
+impl FieldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldStatus::Present => "PRESENT",
+            FieldStatus::NullValue => "NULL_VALUE",
+            FieldStatus::NotFound => "NOT_FOUND",
+            FieldStatus::OutsideMaxAge => "OUTSIDE_MAX_AGE",
+        }
+    }
+}
+
+/// One column of an online response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureVector {
+    pub name: String,
+    pub values: Vec<Value>,
+    pub statuses: Vec<FieldStatus>,
+    /// Event time in seconds since the epoch (0 when not found).
+    pub event_timestamps: Vec<i64>,
+}
+
+/// Feast's column-major online response: the entity columns first, then the
+/// features in request order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OnlineResponse {
+    pub columns: Vec<FeatureVector>,
+}
+
+impl OnlineResponse {
+    pub fn column(&self, name: &str) -> Option<&FeatureVector> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// Entity rows for an online read: join key -> values, all the same length.
+pub type EntityRows<'a> = &'a [(&'a str, Vec<crate::definition::JoinKeyValue<'a>>)];
+
+/// What a materialization did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaterializeStats {
+    pub views: Vec<(String, WriteStats)>,
+    pub rows_read: usize,
+}
+
+/// An opened feature repository: configuration, registry and online store.
+pub struct FeatureStore {
+    repo: Repo,
+    registry: Registry,
+    online: Box<dyn OnlineStore>,
+}
+
+impl std::fmt::Debug for FeatureStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureStore").field("repo", &self.repo.dir).finish_non_exhaustive()
+    }
+}
+
+impl FeatureStore {
+    /// Opens the repository in `dir` with the definitions linked into this binary.
+    pub fn open(dir: &Path) -> Result<FeatureStore> {
+        let repo = Repo::load(dir)?;
+        let registry = Registry::load()?;
+        FeatureStore::with_registry(repo, registry)
+    }
+
+    /// Opens the configured online store for `registry`.
+    pub fn with_registry(repo: Repo, registry: Registry) -> Result<FeatureStore> {
+        let online: Box<dyn OnlineStore> = match repo.config.online_store.store_type {
+            OnlineStoreType::Sqlite => Box::new(SqliteStore::open(
+                &repo.resolve(repo.config.sqlite_path()),
+                &repo.config.project,
+            )?),
+            OnlineStoreType::Redis => return Err(Error::Unsupported),
+        };
+        Ok(FeatureStore { repo, registry, online })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn repo_dir(&self) -> &Path {
+        &self.repo.dir
+    }
+
+    pub fn online_store(&self) -> &dyn OnlineStore {
+        self.online.as_ref()
+    }
+
+    pub fn view(&self, name: &str) -> Result<&'static FeatureViewDef> {
+        self.registry.feature_view(name).ok_or_else(|| Error::UnknownView {
+            name: name.to_owned(),
+            available: self.registry.feature_views().map(|v| v.name).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Creates the online tables of every view.
+    pub fn update_infra(&self) -> Result<()> {
+        let views: Vec<&FeatureViewDef> = self.registry.feature_views().collect();
+        Ok(self.online.update(&views)?)
+    }
+
+    /// Drops the online tables of every view.
+    pub fn teardown(&self) -> Result<()> {
+        let views: Vec<&FeatureViewDef> = self.registry.feature_views().collect();
+        Ok(self.online.teardown(&views)?)
+    }
+
+    /// Writes feature rows (join keys, event timestamp, features) of `view` to
+    /// the online store; an older event never replaces a newer one.
+    pub fn write_to_online_store(&self, view: &str, df: &DataFrame) -> Result<WriteStats> {
+        let view = self.view(view)?;
+        self.write_online(view, df)
+    }
+
+    fn write_online(&self, view: &'static FeatureViewDef, df: &DataFrame) -> Result<WriteStats> {
+        let batch = OnlineBatch::from_frame(view, df).map_err(|source| Error::Frame {
+            view: view.name.to_owned(),
+            source,
+        })?;
+        Ok(self.online.write(view, &batch)?)
+    }
+
+    /// Appends rows in the schema of `view`'s batch source to it (columns
+    /// must match the source's as a set). Returns the file written.
+    pub fn write_to_offline_store(&self, view: &str, df: &DataFrame) -> Result<PathBuf> {
+        let view = self.view(view)?;
+        let batch = offline_store::batch_of(view.source);
+        let df = offline_store::check_columns(batch, df)?;
+        let name = format!("write-{}", unique_suffix());
+        Ok(offline_store::append(&self.repo.dir, batch, &df, &name)?)
+    }
+
+    /// Pushes rows in the push source's schema: online, each view reading the
+    /// source runs its function and writes; offline, the rows are appended to
+    /// the source's batch source.
+    pub fn push(&self, push_source: &str, df: &DataFrame, to: PushMode) -> Result<Vec<(String, WriteStats)>> {
+        let source = self
+            .registry
+            .data_source(push_source)
+            .filter(|s| matches!(s.kind, SourceKind::Push { .. }))
+            .ok_or_else(|| Error::UnknownPushSource {
+                name: push_source.to_owned(),
+                available: self
+                    .registry
+                    .data_sources()
+                    .filter(|s| matches!(s.kind, SourceKind::Push { .. }))
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let batch_source = offline_store::batch_of(source);
+        let rows = offline_store::check_columns(batch_source, df)?;
+        let mut stats = Vec::new();
+        if matches!(to, PushMode::Online | PushMode::OnlineAndOffline) {
+            for view in self.registry.feature_views().filter(|v| std::ptr::eq(v.source, source) && v.online) {
+                let features = self.transform(view, &rows)?;
+                stats.push((view.name.to_owned(), self.write_online(view, &features)?));
+            }
+        }
+        if matches!(to, PushMode::Offline | PushMode::OnlineAndOffline) {
+            offline_store::append(&self.repo.dir, batch_source, &rows, &format!("push-{}", unique_suffix()))?;
+        }
+        Ok(stats)
+    }
+
+    /// Runs a view's function over rows of its source and checks the output.
+    pub fn transform(&self, view: &'static FeatureViewDef, rows: &DataFrame) -> Result<DataFrame> {
+        let input = offline_store::conform(rows, &validate::input_schema(view)).map_err(|source| Error::Frame {
+            view: view.name.to_owned(),
+            source,
+        })?;
+        // Keep columns the input schema does not name (a batch source's extra
+        // columns, such as its created timestamp).
+        let mut input = input;
+        for col in rows.columns() {
+            if input.column(col.name()).is_err() {
+                input.with_column(col.clone()).map_err(|e| Error::Frame {
+                    view: view.name.to_owned(),
+                    source: e.into(),
+                })?;
+            }
+        }
+        let out = validate::run_transform(view, input)?;
+        let check = validate::check_output(view, &out);
+        if !check.errors.is_empty() {
+            return Err(Error::Output {
+                view: view.name.to_owned(),
+                problems: check.errors.join("; "),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A view's feature rows over its offline data: the batch source's rows
+    /// through the view's function.
+    pub fn offline_rows(&self, view: &'static FeatureViewDef) -> Result<DataFrame> {
+        let source: &'static DataSourceDef = offline_store::batch_of(view.source);
+        let raw = offline_store::read(&self.repo.dir, source)?;
+        self.transform(view, &raw)
+    }
+
+    /// Copies the newest row per entity with event time in `[start, end]`
+    /// (both inclusive) from each view's offline data to the online store.
+    pub fn materialize(&self, start: DateTime<Utc>, end: DateTime<Utc>, views: Option<&[&str]>) -> Result<MaterializeStats> {
+        let views = self.online_views(views)?;
+        let (start_us, end_us) = (start.timestamp_micros(), end.timestamp_micros());
+        let mut stats = MaterializeStats::default();
+        for view in views {
+            let rows = self.offline_rows(view)?;
+            let rows = filter_time(&rows, view.event_timestamp_field(), start_us, end_us).map_err(|source| Error::Frame {
+                view: view.name.to_owned(),
+                source,
+            })?;
+            stats.rows_read += rows.height();
+            let written = self.write_online(view, &rows)?;
+            self.online.set_materialized_until(view.name, end_us)?;
+            stats.views.push((view.name.to_owned(), written));
+        }
+        Ok(stats)
+    }
+
+    /// Materializes each view from the end of its previous materialization
+    /// (or `end - ttl`, or the beginning of time for a view without ttl) to `end`.
+    pub fn materialize_incremental(&self, end: DateTime<Utc>, views: Option<&[&str]>) -> Result<MaterializeStats> {
+        let mut total = MaterializeStats::default();
+        for view in self.online_views(views)? {
+            let start_us = match self.online.materialized_until(view.name)? {
+                Some(prev) => prev,
+                None if view.ttl_seconds > 0 => end.timestamp_micros() - (view.ttl_seconds as i64) * 1_000_000,
+                None => i64::MIN / 2,
+            };
+            let start = DateTime::<Utc>::from_timestamp_micros(start_us).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let s = self.materialize(start, end, Some(&[view.name]))?;
+            total.rows_read += s.rows_read;
+            total.views.extend(s.views);
+        }
+        Ok(total)
+    }
+
+    fn online_views(&self, names: Option<&[&str]>) -> Result<Vec<&'static FeatureViewDef>> {
+        match names {
+            Some(names) => names.iter().map(|n| self.view(n)).collect(),
+            None => Ok(self.registry.feature_views().filter(|v| v.online).collect()),
+        }
+    }
+
+    /// Resolves `view:feature` references or a service into (view, features).
+    pub fn resolve(&self, features: &Features<'_>) -> Result<Vec<(&'static FeatureViewDef, Vec<&'static str>)>> {
+        let mut out: Vec<(&'static FeatureViewDef, Vec<&'static str>)> = Vec::new();
+        let mut add = |view: &'static FeatureViewDef, feature: &'static str| {
+            match out.iter_mut().find(|(v, _)| std::ptr::eq(*v, view)) {
+                Some((_, fs)) => {
+                    if !fs.contains(&feature) {
+                        fs.push(feature);
+                    }
+                }
+                None => out.push((view, vec![feature])),
+            }
+        };
+        match features {
+            Features::Refs(refs) => {
+                for r in *refs {
+                    let (v, f) = r.split_once(':').ok_or_else(|| Error::BadReference((*r).to_owned()))?;
+                    let view = self.view(v)?;
+                    let field = view.feature(f).ok_or_else(|| Error::UnknownFeature {
+                        view: v.to_owned(),
+                        feature: f.to_owned(),
+                        available: view.schema.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+                    })?;
+                    add(view, field.name);
+                }
+            }
+            Features::Service(name) => {
+                let service = self.registry.feature_service(name).ok_or_else(|| Error::UnknownService {
+                    name: (*name).to_owned(),
+                    available: self.registry.feature_services().map(|s| s.name).collect::<Vec<_>>().join(", "),
+                })?;
+                for p in service.features {
+                    if p.features.is_empty() {
+                        for f in p.view.schema {
+                            add(p.view, f.name);
+                        }
+                    } else {
+                        for f in p.features {
+                            add(p.view, f);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads online features for entity rows, Feast-style: the entity columns
+    /// first, then each feature in request order, with statuses. A value older
+    /// than its view's ttl is `OUTSIDE_MAX_AGE` (Feast does not check).
+    pub fn get_online_features(&self, features: &Features<'_>, entity_rows: EntityRows<'_>, full_feature_names: bool) -> Result<OnlineResponse> {
+        self.get_online_features_at(features, entity_rows, full_feature_names, Utc::now())
+    }
+
+    /// [`Self::get_online_features`] with ttl checked against `now`.
+    pub fn get_online_features_at(
+        &self,
+        features: &Features<'_>,
+        entity_rows: EntityRows<'_>,
+        full_feature_names: bool,
+        now: DateTime<Utc>,
+    ) -> Result<OnlineResponse> {
+        let resolved = self.resolve(features)?;
+        let n = entity_rows.first().map_or(0, |(_, v)| v.len());
+        if let Some((name, v)) = entity_rows.iter().find(|(_, v)| v.len() != n) {
+            return Err(Error::EntityRows(format!("`{name}` has {} values but the first join key has {n}", v.len())));
+        }
+        let mut response = OnlineResponse::default();
+        for (name, values) in entity_rows {
+            response.columns.push(FeatureVector {
+                name: (*name).to_owned(),
+                values: values.iter().map(join_key_value).collect(),
+                statuses: vec![FieldStatus::Present; n],
+                event_timestamps: vec![0; n],
+            });
+        }
+        let now_us = now.timestamp_micros();
+        for (view, names) in &resolved {
+            let mut keys = Vec::with_capacity(n);
+            for i in 0..n {
+                let mut pairs = Vec::with_capacity(view.entities.len());
+                for e in view.entities {
+                    let (_, col) = entity_rows.iter().find(|(k, _)| *k == e.join_key).ok_or_else(|| {
+                        Error::EntityRows(format!("view `{}` needs join key `{}`", view.name, e.join_key))
+                    })?;
+                    pairs.push((e.join_key, col[i]));
+                }
+                let mut buf = Vec::new();
+                crate::online_store::encoding::serialize_entity_key(&mut buf, &pairs);
+                keys.push(buf);
+            }
+            let stored = self.online.read(view, &keys, names)?;
+            let stale = |row: &StoredRow| view.ttl_seconds > 0 && now_us - row.event_ts > (view.ttl_seconds as i64) * 1_000_000;
+            for (fi, fname) in names.iter().enumerate() {
+                let mut col = FeatureVector {
+                    name: if full_feature_names { format!("{}__{}", view.name, fname) } else { (*fname).to_owned() },
+                    values: Vec::with_capacity(n),
+                    statuses: Vec::with_capacity(n),
+                    event_timestamps: Vec::with_capacity(n),
+                };
+                for row in &stored {
+                    let (value, status, ts) = match row {
+                        None => (Value::Null, FieldStatus::NotFound, 0),
+                        Some(r) => match &r.values[fi] {
+                            None => (Value::Null, FieldStatus::NotFound, 0),
+                            Some(_) if stale(r) => (Value::Null, FieldStatus::OutsideMaxAge, r.event_ts / 1_000_000),
+                            Some(Value::Null) => (Value::Null, FieldStatus::NullValue, r.event_ts / 1_000_000),
+                            Some(v) => (v.clone(), FieldStatus::Present, r.event_ts / 1_000_000),
+                        },
+                    };
+                    col.values.push(value);
+                    col.statuses.push(status);
+                    col.event_timestamps.push(ts);
+                }
+                response.columns.push(col);
+            }
+        }
+        Ok(response)
+    }
+
+    /// Typed online read: one `{View}Row` per key, `None` where the entity has
+    /// no row (or its values are older than the view's ttl).
+    pub fn get_online<V: FeatureView>(&self, keys: &[V::Key]) -> Result<Vec<Option<V::Row>>> {
+        let view = V::DEF;
+        let names: Vec<&str> = view.schema.iter().map(|f| f.name).collect();
+        let encoded: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| {
+                let mut buf = Vec::new();
+                V::serialize_key(k, &mut buf);
+                buf
+            })
+            .collect();
+        let stored = self.online.read(view, &encoded, &names)?;
+        let now_us = Utc::now().timestamp_micros();
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, row) in keys.iter().zip(stored) {
+            let row = match row {
+                Some(r) if !(view.ttl_seconds > 0 && now_us - r.event_ts > (view.ttl_seconds as i64) * 1_000_000) => {
+                    Some(V::make_row(key.clone(), r.event_ts, r.values).map_err(online_store::Error::from)?)
+                }
+                _ => None,
+            };
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// Point-in-time correct training data: `entity_df` (join keys and an
+    /// `event_timestamp` column) with the requested features joined on.
+    pub fn get_historical_features(
+        &self,
+        entity_df: &DataFrame,
+        features: &Features<'_>,
+        full_feature_names: bool,
+        filter_by_created_timestamp: bool,
+    ) -> Result<DataFrame> {
+        let resolved = self.resolve(features)?;
+        if !full_feature_names {
+            let mut seen: Vec<(&str, &str)> = Vec::new();
+            for (view, names) in &resolved {
+                for n in names {
+                    if let Some((_, first)) = seen.iter().find(|(f, _)| f == n) {
+                        return Err(Error::AmbiguousFeature {
+                            feature: (*n).to_owned(),
+                            first: (*first).to_owned(),
+                            second: view.name.to_owned(),
+                        });
+                    }
+                    seen.push((n, view.name));
+                }
+            }
+        }
+        let mut frames = Vec::with_capacity(resolved.len());
+        for (view, _) in &resolved {
+            frames.push(self.offline_rows(view)?);
+        }
+        let requests: Vec<ViewRequest<'_>> = resolved
+            .iter()
+            .zip(&frames)
+            .map(|((view, names), rows)| ViewRequest {
+                view,
+                rows,
+                features: names.clone(),
+            })
+            .collect();
+        retrieval::point_in_time_join(
+            entity_df,
+            &requests,
+            retrieval::Options {
+                full_feature_names,
+                filter_by_created_timestamp,
+            },
+        )
+        .map_err(|source| Error::Frame {
+            view: resolved.iter().map(|(v, _)| v.name).collect::<Vec<_>>().join(", "),
+            source,
+        })
+    }
+}
+
+fn join_key_value(k: &crate::definition::JoinKeyValue<'_>) -> Value {
+    use crate::definition::JoinKeyValue as K;
+    match k {
+        K::Int64(v) => Value::Int64(*v),
+        K::Int32(v) => Value::Int32(*v),
+        K::String(s) => Value::String((*s).to_owned()),
+        K::Bytes(b) => Value::Bytes(b.to_vec()),
+    }
+}
+
+/// Rows of `df` whose `column` is within `[start, end]` (microseconds).
+fn filter_time(df: &DataFrame, column: &str, start: i64, end: i64) -> Result<DataFrame, FrameError> {
+    let ts = crate::frame::timestamps_us(df, column)?;
+    let mask: BooleanChunked = ts.iter().map(|t| t.is_some_and(|t| t >= start && t <= end)).collect();
+    Ok(df.filter(&mask)?)
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+

@@ -1,0 +1,213 @@
+//! Reading typed values out of Polars frames: join keys, timestamps and
+//! feature values, with errors that name the column and the row.
+
+use polars::prelude::*;
+
+use crate::definition::{FeastType, FieldDef};
+use crate::online_store::encoding::Value;
+
+/// A frame whose columns do not fit what a view or source expects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("missing column `{column}` ({expected}); the frame has: {present}")]
+    MissingColumn {
+        column: String,
+        expected: FeastType,
+        present: String,
+    },
+    #[error("column `{column}` is {found}, which does not convert to {expected}")]
+    WrongType {
+        column: String,
+        expected: FeastType,
+        found: String,
+    },
+    #[error("column `{column}` has a null at row {row}; {what} cannot be null")]
+    Null {
+        column: String,
+        row: usize,
+        what: &'static str,
+    },
+    #[error("{0}")]
+    Polars(String),
+}
+
+impl From<PolarsError> for FrameError {
+    fn from(e: PolarsError) -> Self {
+        FrameError::Polars(e.to_string())
+    }
+}
+
+fn column<'a>(df: &'a DataFrame, name: &str, expected: FeastType) -> Result<&'a Column, FrameError> {
+    df.column(name).map_err(|_| FrameError::MissingColumn {
+        column: name.to_owned(),
+        expected,
+        present: df
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Casts a column to `ty`, refusing lossy or nonsensical conversions.
+pub fn cast_to(col: &Column, ty: FeastType) -> Result<Column, FrameError> {
+    let want = ty.dtype();
+    let got = col.dtype();
+    let wrong = || FrameError::WrongType {
+        column: col.name().to_string(),
+        expected: ty,
+        found: got.to_string(),
+    };
+    let ok = match (ty, got) {
+        (_, g) if *g == want => return Ok(col.clone()),
+        (_, DataType::Null) => true,
+        (FeastType::Int64, g) => matches!(g, DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::UInt32 | DataType::UInt16 | DataType::UInt8),
+        (FeastType::Int32, g) => matches!(g, DataType::Int16 | DataType::Int8 | DataType::UInt16 | DataType::UInt8),
+        (FeastType::Float64, g) => g.is_primitive_numeric(),
+        (FeastType::Float32, g) => g.is_primitive_numeric(),
+        (FeastType::UnixTimestamp, DataType::Datetime(_, _)) => true,
+        (FeastType::UnixTimestamp, DataType::Date) => true,
+        (FeastType::Array(_), DataType::List(_)) => true,
+        _ => false,
+    };
+    if !ok {
+        return Err(wrong());
+    }
+    col.cast(&want).map_err(|_| wrong())
+}
+
+/// A timestamp column as microseconds since the epoch (UTC).
+pub fn timestamps_us(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>, FrameError> {
+    let col = cast_to(column(df, name, FeastType::UnixTimestamp)?, FeastType::UnixTimestamp)?;
+    let ca = col.datetime()?;
+    Ok(ca.physical().iter().collect())
+}
+
+/// A timestamp column with no nulls.
+pub fn required_timestamps_us(df: &DataFrame, name: &str, what: &'static str) -> Result<Vec<i64>, FrameError> {
+    let ts = timestamps_us(df, name)?;
+    ts.into_iter()
+        .enumerate()
+        .map(|(row, v)| {
+            v.ok_or_else(|| FrameError::Null {
+                column: name.to_owned(),
+                row,
+                what,
+            })
+        })
+        .collect()
+}
+
+/// A join-key column, typed as its entity declares.
+#[derive(Debug)]
+pub enum KeyColumn {
+    Int64(Vec<i64>),
+    Int32(Vec<i32>),
+    String(Vec<String>),
+    Bytes(Vec<Vec<u8>>),
+}
+
+impl KeyColumn {
+    pub fn value(&self, i: usize) -> crate::definition::JoinKeyValue<'_> {
+        use crate::definition::JoinKeyValue as K;
+        match self {
+            KeyColumn::Int64(v) => K::Int64(v[i]),
+            KeyColumn::Int32(v) => K::Int32(v[i]),
+            KeyColumn::String(v) => K::String(&v[i]),
+            KeyColumn::Bytes(v) => K::Bytes(&v[i]),
+        }
+    }
+}
+
+/// Reads a join-key column; a null key is an error naming the row.
+pub fn key_column(df: &DataFrame, name: &str, ty: FeastType) -> Result<KeyColumn, FrameError> {
+    let col = cast_to(column(df, name, ty)?, ty)?;
+    let null = |row| FrameError::Null {
+        column: name.to_owned(),
+        row,
+        what: "a join key",
+    };
+    fn collect<T, E>(it: impl Iterator<Item = Option<T>>, null: impl Fn(usize) -> E) -> Result<Vec<T>, E> {
+        it.enumerate().map(|(i, v)| v.ok_or_else(|| null(i))).collect()
+    }
+    Ok(match ty {
+        FeastType::Int64 => KeyColumn::Int64(collect(col.i64()?.iter(), null)?),
+        FeastType::Int32 => KeyColumn::Int32(collect(col.i32()?.iter(), null)?),
+        FeastType::String => KeyColumn::String(collect(col.str()?.iter().map(|o| o.map(str::to_owned)), null)?),
+        FeastType::Bytes => KeyColumn::Bytes(collect(col.binary()?.iter().map(|o| o.map(<[u8]>::to_vec)), null)?),
+        other => {
+            return Err(FrameError::WrongType {
+                column: name.to_owned(),
+                expected: other,
+                found: "a join key of an unsupported type".into(),
+            });
+        }
+    })
+}
+
+/// Reads a feature column as online values; nulls become [`Value::Null`].
+pub fn feature_values(df: &DataFrame, field: &FieldDef) -> Result<Vec<Value>, FrameError> {
+    let col = cast_to(column(df, field.name, field.dtype)?, field.dtype)?;
+    values_of(&col, field.dtype)
+}
+
+fn values_of(col: &Column, ty: FeastType) -> Result<Vec<Value>, FrameError> {
+    fn map<T>(it: impl Iterator<Item = Option<T>>, f: impl Fn(T) -> Value) -> Vec<Value> {
+        it.map(|v| v.map_or(Value::Null, &f)).collect()
+    }
+    Ok(match ty {
+        FeastType::Int32 => map(col.i32()?.iter(), Value::Int32),
+        FeastType::Int64 => map(col.i64()?.iter(), Value::Int64),
+        FeastType::Float32 => map(col.f32()?.iter(), Value::Float32),
+        FeastType::Float64 => map(col.f64()?.iter(), Value::Float64),
+        FeastType::String => map(col.str()?.iter(), |s| Value::String(s.to_owned())),
+        FeastType::Bytes => map(col.binary()?.iter(), |b| Value::Bytes(b.to_vec())),
+        FeastType::Bool => map(col.bool()?.iter(), Value::Bool),
+        FeastType::UnixTimestamp => map(col.datetime()?.physical().iter(), |us| Value::UnixTimestamp(us.div_euclid(1_000_000))),
+        FeastType::Array(inner) => {
+            let ca = col.list()?;
+            let mut out = Vec::with_capacity(ca.len());
+            for item in ca.series_iter() {
+                let Some(series) = item else {
+                    out.push(Value::Null);
+                    continue;
+                };
+                let inner_col = Column::from(series);
+                let items = values_of(&inner_col, *inner)?;
+                out.push(list_value(*inner, items));
+            }
+            out
+        }
+    })
+}
+
+/// Packs scalar values into the list `Value` of `inner` (nulls inside a list
+/// have no protobuf form and are dropped, as Feast does).
+fn list_value(inner: FeastType, items: Vec<Value>) -> Value {
+    macro_rules! pick {
+        ($variant:ident, $list:ident) => {
+            Value::$list(items.into_iter().filter_map(|v| if let Value::$variant(x) = v { Some(x) } else { None }).collect())
+        };
+    }
+    match inner {
+        FeastType::Int32 => pick!(Int32, Int32List),
+        FeastType::Int64 => pick!(Int64, Int64List),
+        FeastType::Float32 => pick!(Float32, Float32List),
+        FeastType::Float64 => pick!(Float64, Float64List),
+        FeastType::String => pick!(String, StringList),
+        FeastType::Bytes => pick!(Bytes, BytesList),
+        FeastType::Bool => pick!(Bool, BoolList),
+        FeastType::UnixTimestamp => pick!(UnixTimestamp, UnixTimestampList),
+        FeastType::Array(_) => Value::Null,
+    }
+}
+
+/// A zero-row frame with one column per field.
+pub fn empty_frame(schema: &[FieldDef]) -> DataFrame {
+    let columns: Vec<Column> = schema
+        .iter()
+        .map(|f| Column::new_empty(PlSmallStr::from_static(f.name), &f.dtype.dtype()))
+        .collect();
+    DataFrame::new(0, columns).unwrap_or_else(|_| DataFrame::empty())
+}

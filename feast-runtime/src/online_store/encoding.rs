@@ -1,0 +1,463 @@
+//! Feast's online wire formats: entity keys (serialization version 3),
+//! `feast.types.Value` protobuf bytes, and the SQLite `value_text` column.
+
+use crate::definition::JoinKeyValue;
+
+/// A feature value, as stored online (`feast.types.Value`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// An empty `Value` message: no value.
+    Null,
+    Bytes(Vec<u8>),
+    String(String),
+    Int32(i32),
+    Int64(i64),
+    Float64(f64),
+    Float32(f32),
+    Bool(bool),
+    /// Seconds since the epoch (Feast's `unix_timestamp_val`).
+    UnixTimestamp(i64),
+    BytesList(Vec<Vec<u8>>),
+    StringList(Vec<String>),
+    Int32List(Vec<i32>),
+    Int64List(Vec<i64>),
+    Float64List(Vec<f64>),
+    Float32List(Vec<f32>),
+    BoolList(Vec<bool>),
+    UnixTimestampList(Vec<i64>),
+}
+
+/// Appends the version-3 serialization of an entity key: join keys sorted by
+/// name, then their values in the same order, every integer little-endian.
+pub fn serialize_entity_key(out: &mut Vec<u8>, keys: &[(&str, JoinKeyValue<'_>)]) {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    if keys.len() > 1 {
+        order.sort_by_key(|&i| keys[i].0);
+    }
+    out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+    for &i in &order {
+        let name = keys[i].0.as_bytes();
+        out.extend_from_slice(&2u32.to_le_bytes());
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(name);
+    }
+    for &i in &order {
+        let (ty, payload): (u32, &[u8]) = match &keys[i].1 {
+            JoinKeyValue::Bytes(b) => (1, b),
+            JoinKeyValue::String(s) => (2, s.as_bytes()),
+            JoinKeyValue::Int32(v) => {
+                write_key_value(out, 3, &v.to_le_bytes());
+                continue;
+            }
+            JoinKeyValue::Int64(v) => {
+                write_key_value(out, 4, &v.to_le_bytes());
+                continue;
+            }
+        };
+        write_key_value(out, ty, payload);
+    }
+}
+
+fn write_key_value(out: &mut Vec<u8>, ty: u32, payload: &[u8]) {
+    out.extend_from_slice(&ty.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+// --- protobuf ---------------------------------------------------------------
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+fn tag(out: &mut Vec<u8>, field: u8, wire: u8) {
+    // Every field number of `Value` that we write is below 16: one byte.
+    out.push((field << 3) | wire);
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn len_prefixed(out: &mut Vec<u8>, field: u8, body: &[u8]) {
+    tag(out, field, LEN);
+    varint(out, body.len() as u64);
+    out.extend_from_slice(body);
+}
+
+/// A list message (`Int64List` and friends): `repeated <scalar> val = 1`,
+/// packed for numbers as proto3 does.
+fn packed<T: Copy>(out: &mut Vec<u8>, field: u8, items: &[T], mut write: impl FnMut(&mut Vec<u8>, T)) {
+    let mut inner = Vec::new();
+    if !items.is_empty() {
+        let mut data = Vec::new();
+        for &x in items {
+            write(&mut data, x);
+        }
+        len_prefixed(&mut inner, 1, &data);
+    }
+    len_prefixed(out, field, &inner);
+}
+
+impl Value {
+    /// Appends this value's `feast.types.Value` protobuf encoding. A oneof
+    /// member is written even at its default (`int64_val 0` is `20 00`).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Null => {}
+            Value::Bytes(b) => len_prefixed(out, 1, b),
+            Value::String(s) => len_prefixed(out, 2, s.as_bytes()),
+            Value::Int32(v) => {
+                tag(out, 3, VARINT);
+                varint(out, i64::from(*v) as u64);
+            }
+            Value::Int64(v) => {
+                tag(out, 4, VARINT);
+                varint(out, *v as u64);
+            }
+            Value::Float64(v) => {
+                tag(out, 5, FIXED64);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Value::Float32(v) => {
+                tag(out, 6, FIXED32);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Value::Bool(v) => {
+                tag(out, 7, VARINT);
+                out.push(u8::from(*v));
+            }
+            Value::UnixTimestamp(v) => {
+                tag(out, 8, VARINT);
+                varint(out, *v as u64);
+            }
+            Value::BytesList(items) => {
+                let mut inner = Vec::new();
+                for b in items {
+                    len_prefixed(&mut inner, 1, b);
+                }
+                len_prefixed(out, 11, &inner);
+            }
+            Value::StringList(items) => {
+                let mut inner = Vec::new();
+                for s in items {
+                    len_prefixed(&mut inner, 1, s.as_bytes());
+                }
+                len_prefixed(out, 12, &inner);
+            }
+            Value::Int32List(items) => packed(out, 13, items, |o, x| varint(o, i64::from(x) as u64)),
+            Value::Int64List(items) => packed(out, 14, items, |o, x| varint(o, x as u64)),
+            Value::Float64List(items) => packed(out, 15, items, |o, x| o.extend_from_slice(&x.to_le_bytes())),
+            Value::Float32List(items) => packed(out, 16, items, |o, x| o.extend_from_slice(&x.to_le_bytes())),
+            Value::BoolList(items) => packed(out, 17, items, |o, x| o.push(u8::from(x))),
+            Value::UnixTimestampList(items) => packed(out, 18, items, |o, x| varint(o, x as u64)),
+        }
+    }
+
+    /// The encoding as a new vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    /// Decodes `feast.types.Value` bytes. Empty bytes (and an explicit
+    /// `null_val`) are [`Value::Null`].
+    pub fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
+        let mut r = Reader { buf: bytes, pos: 0 };
+        let mut value = Value::Null;
+        while !r.done() {
+            let key = r.varint()?;
+            let (field, wire) = ((key >> 3) as u32, (key & 7) as u8);
+            value = match (field, wire) {
+                (1, LEN) => Value::Bytes(r.bytes()?.to_vec()),
+                (2, LEN) => Value::String(r.string()?),
+                (3, VARINT) => Value::Int32(r.varint()? as i64 as i32),
+                (4, VARINT) => Value::Int64(r.varint()? as i64),
+                (5, FIXED64) => Value::Float64(f64::from_le_bytes(r.fixed::<8>()?)),
+                (6, FIXED32) => Value::Float32(f32::from_le_bytes(r.fixed::<4>()?)),
+                (7, VARINT) => Value::Bool(r.varint()? != 0),
+                (8, VARINT) => Value::UnixTimestamp(r.varint()? as i64),
+                (11..=18, LEN) => decode_list(field, r.bytes()?)?,
+                (19, VARINT) => {
+                    r.varint()?;
+                    Value::Null
+                }
+                _ => return Err(DecodeError(format!("unsupported Value field {field} (wire type {wire})"))),
+            };
+        }
+        Ok(value)
+    }
+}
+
+fn decode_list(field: u32, body: &[u8]) -> Result<Value, DecodeError> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let mut out = match field {
+        11 => Value::BytesList(Vec::new()),
+        12 => Value::StringList(Vec::new()),
+        13 => Value::Int32List(Vec::new()),
+        14 => Value::Int64List(Vec::new()),
+        15 => Value::Float64List(Vec::new()),
+        16 => Value::Float32List(Vec::new()),
+        17 => Value::BoolList(Vec::new()),
+        _ => Value::UnixTimestampList(Vec::new()),
+    };
+    while !r.done() {
+        let key = r.varint()?;
+        if key >> 3 != 1 {
+            return Err(DecodeError(format!("unexpected field {} in a list value", key >> 3)));
+        }
+        let wire = (key & 7) as u8;
+        // Numbers are packed (LEN) but a writer may also send them one by one.
+        let packed_body = if wire == LEN && !matches!(out, Value::BytesList(_) | Value::StringList(_)) {
+            Some(r.bytes()?)
+        } else {
+            None
+        };
+        let mut items = match packed_body {
+            Some(b) => Reader { buf: b, pos: 0 },
+            None => Reader { buf: &[], pos: 0 },
+        };
+        let one = |r: &mut Reader<'_>, out: &mut Value| -> Result<(), DecodeError> {
+            match out {
+                Value::BytesList(v) => v.push(r.bytes()?.to_vec()),
+                Value::StringList(v) => v.push(r.string()?),
+                Value::Int32List(v) => v.push(r.varint()? as i64 as i32),
+                Value::Int64List(v) => v.push(r.varint()? as i64),
+                Value::Float64List(v) => v.push(f64::from_le_bytes(r.fixed::<8>()?)),
+                Value::Float32List(v) => v.push(f32::from_le_bytes(r.fixed::<4>()?)),
+                Value::BoolList(v) => v.push(r.varint()? != 0),
+                Value::UnixTimestampList(v) => v.push(r.varint()? as i64),
+                _ => {}
+            }
+            Ok(())
+        };
+        if packed_body.is_some() {
+            while !items.done() {
+                one(&mut items, &mut out)?;
+            }
+        } else {
+            one(&mut r, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = *self.buf.get(self.pos).ok_or_else(|| DecodeError("truncated varint".into()))?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError("varint longer than 10 bytes".into()))
+    }
+
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let end = self.pos + N;
+        let b = self.buf.get(self.pos..end).ok_or_else(|| DecodeError("truncated fixed-width value".into()))?;
+        self.pos = end;
+        let mut out = [0u8; N];
+        out.copy_from_slice(b);
+        Ok(out)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.varint()? as usize;
+        let end = self.pos.checked_add(len).ok_or_else(|| DecodeError("length overflow".into()))?;
+        let b = self.buf.get(self.pos..end).ok_or_else(|| DecodeError("truncated length-delimited value".into()))?;
+        self.pos = end;
+        Ok(b)
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| DecodeError("string_val is not UTF-8".into()))
+    }
+}
+
+/// Bytes that are not a `feast.types.Value` this crate understands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed Value bytes: {0}")]
+pub struct DecodeError(pub String);
+
+// --- value_text --------------------------------------------------------------
+
+/// The SQLite store's `value_text`: Python's `str()` of the scalar for string,
+/// integer, float and bool values, NULL for everything else.
+pub fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Int32(i) => Some(i.to_string()),
+        Value::Int64(i) => Some(i.to_string()),
+        Value::Float64(f) => Some(python_float_repr(*f)),
+        Value::Float32(f) => Some(python_float_repr(f64::from(*f))),
+        Value::Bool(b) => Some(if *b { "True" } else { "False" }.to_owned()),
+        _ => None,
+    }
+}
+
+/// Python's `repr(float)`: the shortest digits that round-trip, in fixed
+/// notation for exponents from -4 to 15 (with `.0` when integral), else
+/// scientific with a signed two-digit exponent.
+pub fn python_float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".to_owned();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e-5".
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if negative { "-" } else { "" };
+    if (-4..16).contains(&exp) {
+        let point = exp + 1; // digits before the decimal point
+        let body = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+        } else {
+            let (a, b) = digits.split_at(point as usize);
+            format!("{a}.{b}")
+        };
+        format!("{sign}{body}")
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let esign = if exp < 0 { '-' } else { '+' };
+        format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn entity_key_v3_matches_feast() {
+        let mut out = Vec::new();
+        serialize_entity_key(&mut out, &[("driver_id", JoinKeyValue::Int64(1001))]);
+        assert_eq!(hex(&out), "0100000002000000090000006472697665725f69640400000008000000e903000000000000");
+        assert_eq!(out.len(), 37);
+
+        let mut out = Vec::new();
+        serialize_entity_key(&mut out, &[("zeta", JoinKeyValue::String("z")), ("alpha", JoinKeyValue::Int64(2))]);
+        assert_eq!(
+            hex(&out),
+            "02000000\
+             02000000 05000000 616c706861 02000000 04000000 7a657461\
+             04000000 08000000 0200000000000000 02000000 01000000 7a"
+                .replace(' ', "")
+        );
+    }
+
+    #[test]
+    fn values_encode_like_feast() {
+        let cases: &[(Value, &str)] = &[
+            (Value::Float32(0.5), "350000003f"),
+            (Value::Float32(0.75), "350000403f"),
+            (Value::Int64(7), "2007"),
+            (Value::Int64(300), "20ac02"),
+            (Value::Int64(0), "2000"),
+            (Value::Float64(0.5), "29000000000000e03f"),
+            (Value::String("ab".into()), "12026162"),
+            (Value::Bool(true), "3801"),
+            (Value::UnixTimestamp(1_735_732_800), "40c0dcd4bb06"),
+            (Value::Null, ""),
+            (Value::Int32(-1), "18ffffffffffffffffff01"),
+            (Value::Int64List(vec![1, 300]), "72050a0301ac02"),
+            (Value::StringList(vec!["a".into()]), "62030a0161"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(hex(&v.to_bytes()), *want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let values = [
+            Value::Null,
+            Value::Bytes(vec![0, 1, 255]),
+            Value::String("héllo".into()),
+            Value::Int32(i32::MIN),
+            Value::Int64(i64::MIN),
+            Value::Float64(-1.5e300),
+            Value::Float32(0.1),
+            Value::Bool(false),
+            Value::UnixTimestamp(-5),
+            Value::BytesList(vec![vec![], vec![1]]),
+            Value::StringList(vec!["a".into(), String::new()]),
+            Value::Int32List(vec![-1, 2]),
+            Value::Int64List(vec![]),
+            Value::Float64List(vec![1.0, -0.0]),
+            Value::Float32List(vec![2.5]),
+            Value::BoolList(vec![true, false]),
+            Value::UnixTimestampList(vec![1_735_732_800]),
+        ];
+        for v in values {
+            assert_eq!(Value::decode(&v.to_bytes()), Ok(v.clone()), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_bytes_are_an_error_not_a_panic() {
+        assert!(Value::decode(&[0x20]).is_err());
+        assert!(Value::decode(&[0x12, 0x05, b'a']).is_err());
+        assert!(Value::decode(&[0xff; 12]).is_err());
+        assert!(Value::decode(&[0x7a, 0x00]).is_err());
+    }
+
+    #[test]
+    fn value_text_is_python_str() {
+        assert_eq!(value_text(&Value::Float32(0.5)).as_deref(), Some("0.5"));
+        assert_eq!(value_text(&Value::Float32(0.75)).as_deref(), Some("0.75"));
+        assert_eq!(value_text(&Value::Float32(0.1)).as_deref(), Some("0.10000000149011612"));
+        assert_eq!(value_text(&Value::Int64(7)).as_deref(), Some("7"));
+        assert_eq!(value_text(&Value::Bool(true)).as_deref(), Some("True"));
+        assert_eq!(value_text(&Value::Bytes(vec![1])), None);
+        assert_eq!(value_text(&Value::Null), None);
+        for (f, want) in [
+            (1.0, "1.0"),
+            (100.0, "100.0"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (123456789012345.0, "123456789012345.0"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-2.5e-7, "-2.5e-07"),
+            (1e300, "1e+300"),
+            (0.3, "0.3"),
+            (-0.0, "-0.0"),
+        ] {
+            assert_eq!(python_float_repr(f), want, "{f}");
+        }
+    }
+}

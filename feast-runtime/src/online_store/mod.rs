@@ -1,0 +1,162 @@
+//! Online stores: the latest feature values per entity, for serving.
+//!
+//! Every store keeps Feast's layout (entity keys in serialization version 3,
+//! values as `feast.types.Value` bytes) and one rule Feast does not: a write
+//! never replaces a value with one whose event time is older, comparing event
+//! time, then created time, inside the store's own atomic operation.
+
+pub mod encoding;
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use polars::prelude::DataFrame;
+
+use crate::definition::{FeatureViewDef, JoinKeyValue};
+use crate::frame::{self, FrameError, KeyColumn};
+use encoding::{Value, serialize_entity_key};
+
+/// The rows of one view ready for an online write: one entity per row, the
+/// newest row per entity only, sorted by entity key bytes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OnlineBatch {
+    pub entity_keys: Vec<Vec<u8>>,
+    /// Event time, microseconds since the epoch.
+    pub event_ts: Vec<i64>,
+    /// Created time, microseconds since the epoch.
+    pub created_ts: Vec<Option<i64>>,
+    /// One column per feature of the view, in schema order.
+    pub features: Vec<(&'static str, Vec<Value>)>,
+}
+
+impl OnlineBatch {
+    pub fn len(&self) -> usize {
+        self.entity_keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entity_keys.is_empty()
+    }
+
+    /// Prepares a frame with the view's join keys, event timestamp, features
+    /// and (optionally) the source's created timestamp. Several rows for one
+    /// entity keep the newest (event time, then created time, then the later
+    /// row).
+    pub fn from_frame(view: &FeatureViewDef, df: &DataFrame) -> Result<OnlineBatch, FrameError> {
+        let keys: Vec<(&str, KeyColumn)> = view
+            .entities
+            .iter()
+            .map(|e| Ok((e.join_key, frame::key_column(df, e.join_key, e.value_type)?)))
+            .collect::<Result<_, FrameError>>()?;
+        let event = frame::required_timestamps_us(df, view.event_timestamp_field(), "an event timestamp")?;
+        let created: Vec<Option<i64>> = match view.source.created_timestamp_field() {
+            Some(name) if df.column(name).is_ok() => frame::timestamps_us(df, name)?,
+            _ => vec![None; df.height()],
+        };
+        let features: Vec<(&'static str, Vec<Value>)> = view
+            .schema
+            .iter()
+            .map(|f| Ok((f.name, frame::feature_values(df, f)?)))
+            .collect::<Result<_, FrameError>>()?;
+
+        // Newest row per entity key.
+        let mut best: HashMap<Vec<u8>, usize> = HashMap::with_capacity(df.height());
+        let mut buf = Vec::new();
+        let mut pairs: Vec<(&str, JoinKeyValue<'_>)> = Vec::with_capacity(keys.len());
+        for row in 0..df.height() {
+            pairs.clear();
+            pairs.extend(keys.iter().map(|(name, col)| (*name, col.value(row))));
+            buf.clear();
+            serialize_entity_key(&mut buf, &pairs);
+            let rank = (event[row], created[row]);
+            match best.get_mut(buf.as_slice()) {
+                Some(prev) => {
+                    if rank >= (event[*prev], created[*prev]) {
+                        *prev = row;
+                    }
+                }
+                None => {
+                    best.insert(buf.clone(), row);
+                }
+            }
+        }
+        let mut chosen: Vec<(Vec<u8>, usize)> = best.into_iter().collect();
+        chosen.sort_unstable();
+        let mut out = OnlineBatch {
+            entity_keys: Vec::with_capacity(chosen.len()),
+            event_ts: Vec::with_capacity(chosen.len()),
+            created_ts: Vec::with_capacity(chosen.len()),
+            features: features.iter().map(|(n, _)| (*n, Vec::with_capacity(chosen.len()))).collect(),
+        };
+        let mut columns: Vec<Vec<Option<Value>>> = features
+            .into_iter()
+            .map(|(_, vals)| vals.into_iter().map(Some).collect())
+            .collect();
+        for (key, row) in chosen {
+            out.entity_keys.push(key);
+            out.event_ts.push(event[row]);
+            out.created_ts.push(created[row]);
+            for (dst, src) in out.features.iter_mut().zip(columns.iter_mut()) {
+                dst.1.push(src[row].take().unwrap_or(Value::Null));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One entity's stored values for one view, in the requested feature order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    /// Event time, microseconds since the epoch (whole seconds on SQLite, as
+    /// Feast stores it).
+    pub event_ts: i64,
+    /// `None` for a feature the entity has no value for.
+    pub values: Vec<Option<Value>>,
+}
+
+/// What a write did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Entity rows offered to the store (after keeping the newest per entity).
+    pub rows: usize,
+    /// Feature values written or replaced.
+    pub values_written: usize,
+}
+
+/// An online store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("online store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("online store: cannot open {path}: {source}")]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("online store: {0}")]
+    Decode(#[from] encoding::DecodeError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The operations every online store provides.
+pub trait OnlineStore: Send + Sync {
+    /// Writes a batch; a value is only replaced by a newer one.
+    fn write(&self, view: &FeatureViewDef, batch: &OnlineBatch) -> Result<WriteStats>;
+
+    /// Reads `features` of `view` for each serialized entity key, in order.
+    fn read(&self, view: &FeatureViewDef, keys: &[Vec<u8>], features: &[&str]) -> Result<Vec<Option<StoredRow>>>;
+
+    /// Creates what `views` need (tables); idempotent.
+    fn update(&self, views: &[&FeatureViewDef]) -> Result<()>;
+
+    /// Drops everything stored for `views`.
+    fn teardown(&self, views: &[&FeatureViewDef]) -> Result<()>;
+
+    /// The end of the last materialization of `view`, microseconds.
+    fn materialized_until(&self, view: &str) -> Result<Option<i64>>;
+
+    /// Records the end of a materialization of `view`.
+    fn set_materialized_until(&self, view: &str, end_us: i64) -> Result<()>;
+}

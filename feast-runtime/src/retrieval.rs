@@ -1,0 +1,119 @@
+//! Point-in-time retrieval: for each entity row at time T and each view, the
+//! feature row with the same join keys whose event time is in [T - ttl, T],
+//! newest event first, ties broken by the newest created time (then the later
+//! row). Every entity row is kept, in input order, duplicates included; where
+//! nothing matches the features are null. This is the semantics of Feast's SQL
+//! offline stores, not the file store's (which drops rows and breaks ties
+//! unstably).
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+
+use crate::definition::{FeatureViewDef, JoinKeyValue};
+use crate::frame::{self, FrameError, KeyColumn};
+use crate::online_store::encoding::serialize_entity_key;
+
+/// The entity frame's timestamp column, as in Feast.
+pub const ENTITY_TIMESTAMP: &str = "event_timestamp";
+
+/// One view's part of a retrieval: its feature rows (the output of its
+/// function over its offline data) and the features wanted from it.
+#[derive(Debug)]
+pub struct ViewRequest<'a> {
+    pub view: &'static FeatureViewDef,
+    pub rows: &'a DataFrame,
+    pub features: Vec<&'static str>,
+}
+
+/// Options of a retrieval.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Name features `view__feature` instead of `feature`.
+    pub full_feature_names: bool,
+    /// Ignore feature rows created after the entity row's time.
+    pub filter_by_created_timestamp: bool,
+}
+
+fn keys_of(df: &DataFrame, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>, FrameError> {
+    let cols: Vec<(&str, KeyColumn)> = view
+        .entities
+        .iter()
+        .map(|e| Ok((e.join_key, frame::key_column(df, e.join_key, e.value_type)?)))
+        .collect::<Result<_, FrameError>>()?;
+    let mut pairs: Vec<(&str, JoinKeyValue<'_>)> = Vec::with_capacity(cols.len());
+    let mut out = Vec::with_capacity(df.height());
+    for row in 0..df.height() {
+        pairs.clear();
+        pairs.extend(cols.iter().map(|(n, c)| (*n, c.value(row))));
+        let mut buf = Vec::with_capacity(16 + 24 * cols.len());
+        serialize_entity_key(&mut buf, &pairs);
+        out.push(buf);
+    }
+    Ok(out)
+}
+
+/// Candidate rows of one entity: (event, created, row), sorted ascending.
+type Candidates = Vec<(i64, i64, IdxSize)>;
+
+/// Joins the requested features onto `entity_df`.
+pub fn point_in_time_join(entity_df: &DataFrame, requests: &[ViewRequest<'_>], opts: Options) -> Result<DataFrame, FrameError> {
+    let entity_ts = frame::required_timestamps_us(entity_df, ENTITY_TIMESTAMP, "an entity row's timestamp")?;
+    let mut out = entity_df.clone();
+    for req in requests {
+        let view = req.view;
+        let entity_keys = keys_of(entity_df, view)?;
+        let rows = req.rows;
+        let row_keys = keys_of(rows, view)?;
+        let event = frame::required_timestamps_us(rows, view.event_timestamp_field(), "an event timestamp")?;
+        let created: Vec<i64> = match view.source.created_timestamp_field() {
+            Some(name) if rows.column(name).is_ok() => frame::timestamps_us(rows, name)?
+                .into_iter()
+                .map(|c| c.unwrap_or(i64::MIN))
+                .collect(),
+            _ => vec![i64::MIN; rows.height()],
+        };
+
+        let mut index: HashMap<&[u8], Candidates> = HashMap::new();
+        for (i, key) in row_keys.iter().enumerate() {
+            index.entry(key.as_slice()).or_default().push((event[i], created[i], i as IdxSize));
+        }
+        for c in index.values_mut() {
+            c.sort_unstable();
+        }
+
+        let ttl_us = i64::try_from(view.ttl_seconds).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000);
+        let picks: IdxCa = entity_keys
+            .iter()
+            .zip(&entity_ts)
+            .map(|(key, &t)| {
+                let cands = index.get(key.as_slice())?;
+                let lower = if ttl_us == 0 { i64::MIN } else { t.saturating_sub(ttl_us) };
+                let end = cands.partition_point(|c| c.0 <= t);
+                cands[..end]
+                    .iter()
+                    .rev()
+                    .take_while(|c| c.0 >= lower)
+                    .find(|c| !opts.filter_by_created_timestamp || c.1 <= t)
+                    .map(|c| c.2)
+            })
+            .collect();
+
+        for name in &req.features {
+            let col = rows.column(name).map_err(|_| FrameError::MissingColumn {
+                column: (*name).to_owned(),
+                expected: view.feature(name).map_or(crate::definition::FeastType::String, |f| f.dtype),
+                present: rows.get_column_names().iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+            })?;
+            let mut taken = col.take(&picks)?;
+            let out_name = if opts.full_feature_names {
+                format!("{}__{}", view.name, name)
+            } else {
+                (*name).to_owned()
+            };
+            taken.rename(PlSmallStr::from(out_name.as_str()));
+            out.with_column(taken)?;
+        }
+    }
+    Ok(out)
+}
