@@ -7,6 +7,7 @@
 //! online serving, and a batch feature view serves the hourly statistics kept
 //! in Parquet.
 
+pub mod data;
 pub mod entities;
 pub mod services;
 pub mod sources;

@@ -82,7 +82,9 @@ impl std::str::FromStr for PushMode {
             "online" => Ok(PushMode::Online),
             "offline" => Ok(PushMode::Offline),
             "online_and_offline" | "online-and-offline" => Ok(PushMode::OnlineAndOffline),
-            _ => Err(format!("unknown push mode `{s}`; expected online, offline or online_and_offline")),
+            _ => Err(format!(
+                "unknown push mode `{s}`; expected online, offline or online_and_offline"
+            )),
         }
     }
 }
@@ -156,7 +158,9 @@ pub struct FeatureStore {
 
 impl std::fmt::Debug for FeatureStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeatureStore").field("repo", &self.repo.dir).finish_non_exhaustive()
+        f.debug_struct("FeatureStore")
+            .field("repo", &self.repo.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -177,7 +181,11 @@ impl FeatureStore {
             )?),
             OnlineStoreType::Redis => return Err(Error::Unsupported),
         };
-        Ok(FeatureStore { repo, registry, online })
+        Ok(FeatureStore {
+            repo,
+            registry,
+            online,
+        })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -193,10 +201,17 @@ impl FeatureStore {
     }
 
     pub fn view(&self, name: &str) -> Result<&'static FeatureViewDef> {
-        self.registry.feature_view(name).ok_or_else(|| Error::UnknownView {
-            name: name.to_owned(),
-            available: self.registry.feature_views().map(|v| v.name).collect::<Vec<_>>().join(", "),
-        })
+        self.registry
+            .feature_view(name)
+            .ok_or_else(|| Error::UnknownView {
+                name: name.to_owned(),
+                available: self
+                    .registry
+                    .feature_views()
+                    .map(|v| v.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// Creates the online tables of every view.
@@ -239,7 +254,12 @@ impl FeatureStore {
     /// Pushes rows in the push source's schema: online, each view reading the
     /// source runs its function and writes; offline, the rows are appended to
     /// the source's batch source.
-    pub fn push(&self, push_source: &str, df: &DataFrame, to: PushMode) -> Result<Vec<(String, WriteStats)>> {
+    pub fn push(
+        &self,
+        push_source: &str,
+        df: &DataFrame,
+        to: PushMode,
+    ) -> Result<Vec<(String, WriteStats)>> {
         let source = self
             .registry
             .data_source(push_source)
@@ -258,23 +278,35 @@ impl FeatureStore {
         let rows = offline_store::check_columns(batch_source, df)?;
         let mut stats = Vec::new();
         if matches!(to, PushMode::Online | PushMode::OnlineAndOffline) {
-            for view in self.registry.feature_views().filter(|v| std::ptr::eq(v.source, source) && v.online) {
+            for view in self
+                .registry
+                .feature_views()
+                .filter(|v| std::ptr::eq(v.source, source) && v.online)
+            {
                 let features = self.transform(view, &rows)?;
                 stats.push((view.name.to_owned(), self.write_online(view, &features)?));
             }
         }
         if matches!(to, PushMode::Offline | PushMode::OnlineAndOffline) {
-            offline_store::append(&self.repo.dir, batch_source, &rows, &format!("push-{}", unique_suffix()))?;
+            offline_store::append(
+                &self.repo.dir,
+                batch_source,
+                &rows,
+                &format!("push-{}", unique_suffix()),
+            )?;
         }
         Ok(stats)
     }
 
     /// Runs a view's function over rows of its source and checks the output.
     pub fn transform(&self, view: &'static FeatureViewDef, rows: &DataFrame) -> Result<DataFrame> {
-        let input = offline_store::conform(rows, &validate::input_schema(view)).map_err(|source| Error::Frame {
-            view: view.name.to_owned(),
-            source,
-        })?;
+        let input =
+            offline_store::conform(rows, &validate::input_schema(view)).map_err(|source| {
+                Error::Frame {
+                    view: view.name.to_owned(),
+                    source,
+                }
+            })?;
         // Keep columns the input schema does not name (a batch source's extra
         // columns, such as its created timestamp).
         let mut input = input;
@@ -307,16 +339,23 @@ impl FeatureStore {
 
     /// Copies the newest row per entity with event time in `[start, end]`
     /// (both inclusive) from each view's offline data to the online store.
-    pub fn materialize(&self, start: DateTime<Utc>, end: DateTime<Utc>, views: Option<&[&str]>) -> Result<MaterializeStats> {
+    pub fn materialize(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        views: Option<&[&str]>,
+    ) -> Result<MaterializeStats> {
         let views = self.online_views(views)?;
         let (start_us, end_us) = (start.timestamp_micros(), end.timestamp_micros());
         let mut stats = MaterializeStats::default();
         for view in views {
             let rows = self.offline_rows(view)?;
-            let rows = filter_time(&rows, view.event_timestamp_field(), start_us, end_us).map_err(|source| Error::Frame {
-                view: view.name.to_owned(),
-                source,
-            })?;
+            let rows = filter_time(&rows, view.event_timestamp_field(), start_us, end_us).map_err(
+                |source| Error::Frame {
+                    view: view.name.to_owned(),
+                    source,
+                },
+            )?;
             stats.rows_read += rows.height();
             let written = self.write_online(view, &rows)?;
             self.online.set_materialized_until(view.name, end_us)?;
@@ -327,15 +366,22 @@ impl FeatureStore {
 
     /// Materializes each view from the end of its previous materialization
     /// (or `end - ttl`, or the beginning of time for a view without ttl) to `end`.
-    pub fn materialize_incremental(&self, end: DateTime<Utc>, views: Option<&[&str]>) -> Result<MaterializeStats> {
+    pub fn materialize_incremental(
+        &self,
+        end: DateTime<Utc>,
+        views: Option<&[&str]>,
+    ) -> Result<MaterializeStats> {
         let mut total = MaterializeStats::default();
         for view in self.online_views(views)? {
             let start_us = match self.online.materialized_until(view.name)? {
                 Some(prev) => prev,
-                None if view.ttl_seconds > 0 => end.timestamp_micros() - (view.ttl_seconds as i64) * 1_000_000,
+                None if view.ttl_seconds > 0 => {
+                    end.timestamp_micros() - (view.ttl_seconds as i64) * 1_000_000
+                }
                 None => i64::MIN / 2,
             };
-            let start = DateTime::<Utc>::from_timestamp_micros(start_us).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let start = DateTime::<Utc>::from_timestamp_micros(start_us)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
             let s = self.materialize(start, end, Some(&[view.name]))?;
             total.rows_read += s.rows_read;
             total.views.extend(s.views);
@@ -351,36 +397,55 @@ impl FeatureStore {
     }
 
     /// Resolves `view:feature` references or a service into (view, features).
-    pub fn resolve(&self, features: &Features<'_>) -> Result<Vec<(&'static FeatureViewDef, Vec<&'static str>)>> {
+    pub fn resolve(
+        &self,
+        features: &Features<'_>,
+    ) -> Result<Vec<(&'static FeatureViewDef, Vec<&'static str>)>> {
         let mut out: Vec<(&'static FeatureViewDef, Vec<&'static str>)> = Vec::new();
-        let mut add = |view: &'static FeatureViewDef, feature: &'static str| {
-            match out.iter_mut().find(|(v, _)| std::ptr::eq(*v, view)) {
-                Some((_, fs)) => {
-                    if !fs.contains(&feature) {
-                        fs.push(feature);
-                    }
+        let mut add = |view: &'static FeatureViewDef, feature: &'static str| match out
+            .iter_mut()
+            .find(|(v, _)| std::ptr::eq(*v, view))
+        {
+            Some((_, fs)) => {
+                if !fs.contains(&feature) {
+                    fs.push(feature);
                 }
-                None => out.push((view, vec![feature])),
             }
+            None => out.push((view, vec![feature])),
         };
         match features {
             Features::Refs(refs) => {
                 for r in *refs {
-                    let (v, f) = r.split_once(':').ok_or_else(|| Error::BadReference((*r).to_owned()))?;
+                    let (v, f) = r
+                        .split_once(':')
+                        .ok_or_else(|| Error::BadReference((*r).to_owned()))?;
                     let view = self.view(v)?;
                     let field = view.feature(f).ok_or_else(|| Error::UnknownFeature {
                         view: v.to_owned(),
                         feature: f.to_owned(),
-                        available: view.schema.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+                        available: view
+                            .schema
+                            .iter()
+                            .map(|f| f.name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     })?;
                     add(view, field.name);
                 }
             }
             Features::Service(name) => {
-                let service = self.registry.feature_service(name).ok_or_else(|| Error::UnknownService {
-                    name: (*name).to_owned(),
-                    available: self.registry.feature_services().map(|s| s.name).collect::<Vec<_>>().join(", "),
-                })?;
+                let service =
+                    self.registry
+                        .feature_service(name)
+                        .ok_or_else(|| Error::UnknownService {
+                            name: (*name).to_owned(),
+                            available: self
+                                .registry
+                                .feature_services()
+                                .map(|s| s.name)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        })?;
                 for p in service.features {
                     if p.features.is_empty() {
                         for f in p.view.schema {
@@ -400,7 +465,12 @@ impl FeatureStore {
     /// Reads online features for entity rows, Feast-style: the entity columns
     /// first, then each feature in request order, with statuses. A value older
     /// than its view's ttl is `OUTSIDE_MAX_AGE` (Feast does not check).
-    pub fn get_online_features(&self, features: &Features<'_>, entity_rows: EntityRows<'_>, full_feature_names: bool) -> Result<OnlineResponse> {
+    pub fn get_online_features(
+        &self,
+        features: &Features<'_>,
+        entity_rows: EntityRows<'_>,
+        full_feature_names: bool,
+    ) -> Result<OnlineResponse> {
         self.get_online_features_at(features, entity_rows, full_feature_names, Utc::now())
     }
 
@@ -415,7 +485,10 @@ impl FeatureStore {
         let resolved = self.resolve(features)?;
         let n = entity_rows.first().map_or(0, |(_, v)| v.len());
         if let Some((name, v)) = entity_rows.iter().find(|(_, v)| v.len() != n) {
-            return Err(Error::EntityRows(format!("`{name}` has {} values but the first join key has {n}", v.len())));
+            return Err(Error::EntityRows(format!(
+                "`{name}` has {} values but the first join key has {n}",
+                v.len()
+            )));
         }
         let mut response = OnlineResponse::default();
         for (name, values) in entity_rows {
@@ -432,9 +505,15 @@ impl FeatureStore {
             for i in 0..n {
                 let mut pairs = Vec::with_capacity(view.entities.len());
                 for e in view.entities {
-                    let (_, col) = entity_rows.iter().find(|(k, _)| *k == e.join_key).ok_or_else(|| {
-                        Error::EntityRows(format!("view `{}` needs join key `{}`", view.name, e.join_key))
-                    })?;
+                    let (_, col) = entity_rows
+                        .iter()
+                        .find(|(k, _)| *k == e.join_key)
+                        .ok_or_else(|| {
+                            Error::EntityRows(format!(
+                                "view `{}` needs join key `{}`",
+                                view.name, e.join_key
+                            ))
+                        })?;
                     pairs.push((e.join_key, col[i]));
                 }
                 let mut buf = Vec::new();
@@ -442,10 +521,17 @@ impl FeatureStore {
                 keys.push(buf);
             }
             let stored = self.online.read(view, &keys, names)?;
-            let stale = |row: &StoredRow| view.ttl_seconds > 0 && now_us - row.event_ts > (view.ttl_seconds as i64) * 1_000_000;
+            let stale = |row: &StoredRow| {
+                view.ttl_seconds > 0
+                    && now_us - row.event_ts > (view.ttl_seconds as i64) * 1_000_000
+            };
             for (fi, fname) in names.iter().enumerate() {
                 let mut col = FeatureVector {
-                    name: if full_feature_names { format!("{}__{}", view.name, fname) } else { (*fname).to_owned() },
+                    name: if full_feature_names {
+                        format!("{}__{}", view.name, fname)
+                    } else {
+                        (*fname).to_owned()
+                    },
                     values: Vec::with_capacity(n),
                     statuses: Vec::with_capacity(n),
                     event_timestamps: Vec::with_capacity(n),
@@ -455,8 +541,14 @@ impl FeatureStore {
                         None => (Value::Null, FieldStatus::NotFound, 0),
                         Some(r) => match &r.values[fi] {
                             None => (Value::Null, FieldStatus::NotFound, 0),
-                            Some(_) if stale(r) => (Value::Null, FieldStatus::OutsideMaxAge, r.event_ts / 1_000_000),
-                            Some(Value::Null) => (Value::Null, FieldStatus::NullValue, r.event_ts / 1_000_000),
+                            Some(_) if stale(r) => (
+                                Value::Null,
+                                FieldStatus::OutsideMaxAge,
+                                r.event_ts / 1_000_000,
+                            ),
+                            Some(Value::Null) => {
+                                (Value::Null, FieldStatus::NullValue, r.event_ts / 1_000_000)
+                            }
                             Some(v) => (v.clone(), FieldStatus::Present, r.event_ts / 1_000_000),
                         },
                     };
@@ -488,8 +580,14 @@ impl FeatureStore {
         let mut out = Vec::with_capacity(keys.len());
         for (key, row) in keys.iter().zip(stored) {
             let row = match row {
-                Some(r) if !(view.ttl_seconds > 0 && now_us - r.event_ts > (view.ttl_seconds as i64) * 1_000_000) => {
-                    Some(V::make_row(key.clone(), r.event_ts, r.values).map_err(online_store::Error::from)?)
+                Some(r)
+                    if !(view.ttl_seconds > 0
+                        && now_us - r.event_ts > (view.ttl_seconds as i64) * 1_000_000) =>
+                {
+                    Some(
+                        V::make_row(key.clone(), r.event_ts, r.values)
+                            .map_err(online_store::Error::from)?,
+                    )
                 }
                 _ => None,
             };
@@ -545,7 +643,11 @@ impl FeatureStore {
             },
         )
         .map_err(|source| Error::Frame {
-            view: resolved.iter().map(|(v, _)| v.name).collect::<Vec<_>>().join(", "),
+            view: resolved
+                .iter()
+                .map(|(v, _)| v.name)
+                .collect::<Vec<_>>()
+                .join(", "),
             source,
         })
     }
@@ -562,9 +664,17 @@ fn join_key_value(k: &crate::definition::JoinKeyValue<'_>) -> Value {
 }
 
 /// Rows of `df` whose `column` is within `[start, end]` (microseconds).
-fn filter_time(df: &DataFrame, column: &str, start: i64, end: i64) -> Result<DataFrame, FrameError> {
+fn filter_time(
+    df: &DataFrame,
+    column: &str,
+    start: i64,
+    end: i64,
+) -> Result<DataFrame, FrameError> {
     let ts = crate::frame::timestamps_us(df, column)?;
-    let mask: BooleanChunked = ts.iter().map(|t| t.is_some_and(|t| t >= start && t <= end)).collect();
+    let mask: BooleanChunked = ts
+        .iter()
+        .map(|t| t.is_some_and(|t| t >= start && t <= end))
+        .collect();
     Ok(df.filter(&mask)?)
 }
 
@@ -578,4 +688,3 @@ fn unique_suffix() -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
-

@@ -37,7 +37,11 @@ impl From<PolarsError> for FrameError {
     }
 }
 
-fn column<'a>(df: &'a DataFrame, name: &str, expected: FeastType) -> Result<&'a Column, FrameError> {
+fn column<'a>(
+    df: &'a DataFrame,
+    name: &str,
+    expected: FeastType,
+) -> Result<&'a Column, FrameError> {
     df.column(name).map_err(|_| FrameError::MissingColumn {
         column: name.to_owned(),
         expected,
@@ -62,8 +66,19 @@ pub fn cast_to(col: &Column, ty: FeastType) -> Result<Column, FrameError> {
     let ok = match (ty, got) {
         (_, g) if *g == want => return Ok(col.clone()),
         (_, DataType::Null) => true,
-        (FeastType::Int64, g) => matches!(g, DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::UInt32 | DataType::UInt16 | DataType::UInt8),
-        (FeastType::Int32, g) => matches!(g, DataType::Int16 | DataType::Int8 | DataType::UInt16 | DataType::UInt8),
+        (FeastType::Int64, g) => matches!(
+            g,
+            DataType::Int32
+                | DataType::Int16
+                | DataType::Int8
+                | DataType::UInt32
+                | DataType::UInt16
+                | DataType::UInt8
+        ),
+        (FeastType::Int32, g) => matches!(
+            g,
+            DataType::Int16 | DataType::Int8 | DataType::UInt16 | DataType::UInt8
+        ),
         (FeastType::Float64, g) => g.is_primitive_numeric(),
         (FeastType::Float32, g) => g.is_primitive_numeric(),
         (FeastType::UnixTimestamp, DataType::Datetime(_, _)) => true,
@@ -79,13 +94,20 @@ pub fn cast_to(col: &Column, ty: FeastType) -> Result<Column, FrameError> {
 
 /// A timestamp column as microseconds since the epoch (UTC).
 pub fn timestamps_us(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>, FrameError> {
-    let col = cast_to(column(df, name, FeastType::UnixTimestamp)?, FeastType::UnixTimestamp)?;
+    let col = cast_to(
+        column(df, name, FeastType::UnixTimestamp)?,
+        FeastType::UnixTimestamp,
+    )?;
     let ca = col.datetime()?;
     Ok(ca.physical().iter().collect())
 }
 
 /// A timestamp column with no nulls.
-pub fn required_timestamps_us(df: &DataFrame, name: &str, what: &'static str) -> Result<Vec<i64>, FrameError> {
+pub fn required_timestamps_us(
+    df: &DataFrame,
+    name: &str,
+    what: &'static str,
+) -> Result<Vec<i64>, FrameError> {
     let ts = timestamps_us(df, name)?;
     ts.into_iter()
         .enumerate()
@@ -128,14 +150,25 @@ pub fn key_column(df: &DataFrame, name: &str, ty: FeastType) -> Result<KeyColumn
         row,
         what: "a join key",
     };
-    fn collect<T, E>(it: impl Iterator<Item = Option<T>>, null: impl Fn(usize) -> E) -> Result<Vec<T>, E> {
-        it.enumerate().map(|(i, v)| v.ok_or_else(|| null(i))).collect()
+    fn collect<T, E>(
+        it: impl Iterator<Item = Option<T>>,
+        null: impl Fn(usize) -> E,
+    ) -> Result<Vec<T>, E> {
+        it.enumerate()
+            .map(|(i, v)| v.ok_or_else(|| null(i)))
+            .collect()
     }
     Ok(match ty {
         FeastType::Int64 => KeyColumn::Int64(collect(col.i64()?.iter(), null)?),
         FeastType::Int32 => KeyColumn::Int32(collect(col.i32()?.iter(), null)?),
-        FeastType::String => KeyColumn::String(collect(col.str()?.iter().map(|o| o.map(str::to_owned)), null)?),
-        FeastType::Bytes => KeyColumn::Bytes(collect(col.binary()?.iter().map(|o| o.map(<[u8]>::to_vec)), null)?),
+        FeastType::String => KeyColumn::String(collect(
+            col.str()?.iter().map(|o| o.map(str::to_owned)),
+            null,
+        )?),
+        FeastType::Bytes => KeyColumn::Bytes(collect(
+            col.binary()?.iter().map(|o| o.map(<[u8]>::to_vec)),
+            null,
+        )?),
         other => {
             return Err(FrameError::WrongType {
                 column: name.to_owned(),
@@ -164,7 +197,9 @@ fn values_of(col: &Column, ty: FeastType) -> Result<Vec<Value>, FrameError> {
         FeastType::String => map(col.str()?.iter(), |s| Value::String(s.to_owned())),
         FeastType::Bytes => map(col.binary()?.iter(), |b| Value::Bytes(b.to_vec())),
         FeastType::Bool => map(col.bool()?.iter(), Value::Bool),
-        FeastType::UnixTimestamp => map(col.datetime()?.physical().iter(), |us| Value::UnixTimestamp(us.div_euclid(1_000_000))),
+        FeastType::UnixTimestamp => map(col.datetime()?.physical().iter(), |us| {
+            Value::UnixTimestamp(us.div_euclid(1_000_000))
+        }),
         FeastType::Array(inner) => {
             let ca = col.list()?;
             let mut out = Vec::with_capacity(ca.len());
@@ -187,7 +222,18 @@ fn values_of(col: &Column, ty: FeastType) -> Result<Vec<Value>, FrameError> {
 fn list_value(inner: FeastType, items: Vec<Value>) -> Value {
     macro_rules! pick {
         ($variant:ident, $list:ident) => {
-            Value::$list(items.into_iter().filter_map(|v| if let Value::$variant(x) = v { Some(x) } else { None }).collect())
+            Value::$list(
+                items
+                    .into_iter()
+                    .filter_map(|v| {
+                        if let Value::$variant(x) = v {
+                            Some(x)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect(),
+            )
         };
     }
     match inner {

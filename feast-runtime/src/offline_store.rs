@@ -22,7 +22,10 @@ use crate::frame::{self, FrameError};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("batch source `{source_name}`: {path} does not exist (generate or write data first)")]
-    Missing { source_name: &'static str, path: PathBuf },
+    Missing {
+        source_name: &'static str,
+        path: PathBuf,
+    },
     #[error("batch source `{source_name}`: cannot read {path}: {message}")]
     Read {
         source_name: &'static str,
@@ -38,8 +41,15 @@ pub enum Error {
     #[error(
         "batch source `{source_name}`: {path} is a single Parquet file; appending needs a directory of files (move it to {path}/part-0.parquet)"
     )]
-    NotADirectory { source_name: &'static str, path: PathBuf },
-    #[error("the frame's columns do not match batch source `{source_name}`:{}{}", list(" missing", missing), list(" extra", extra))]
+    NotADirectory {
+        source_name: &'static str,
+        path: PathBuf,
+    },
+    #[error(
+        "the frame's columns do not match batch source `{source_name}`:{}{}",
+        list(" missing", missing),
+        list(" extra", extra)
+    )]
     Columns {
         source_name: &'static str,
         missing: Vec<String>,
@@ -57,7 +67,14 @@ fn list(label: &str, items: &[String]) -> String {
     if items.is_empty() {
         String::new()
     } else {
-        format!("{label} {}", items.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))
+        format!(
+            "{label} {}",
+            items
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -81,7 +98,10 @@ pub fn files(repo_dir: &Path, source: &'static DataSourceDef) -> Result<Vec<Path
         return Ok(vec![path]);
     }
     if !path.is_dir() {
-        return Err(Error::Missing { source_name: source.name, path });
+        return Err(Error::Missing {
+            source_name: source.name,
+            path,
+        });
     }
     let read_err = |e: std::io::Error| Error::Read {
         source_name: source.name,
@@ -112,7 +132,9 @@ pub fn read(repo_dir: &Path, source: &'static DataSourceDef) -> Result<DataFrame
             message,
         };
         let file = File::open(path).map_err(|e| read_err(e.to_string()))?;
-        let df = ParquetReader::new(file).finish().map_err(|e| read_err(e.to_string()))?;
+        let df = ParquetReader::new(file)
+            .finish()
+            .map_err(|e| read_err(e.to_string()))?;
         let df = conform(&df, raw).map_err(|e| read_err(e.to_string()))?;
         match &mut out {
             None => out = Some(df),
@@ -125,7 +147,10 @@ pub fn read(repo_dir: &Path, source: &'static DataSourceDef) -> Result<DataFrame
     df.rechunk_mut();
     for (from, to) in source.field_mapping {
         df.rename(from, PlSmallStr::from_static(to))
-            .map_err(|e| Error::Frame { source_name: source.name, source: e.into() })?;
+            .map_err(|e| Error::Frame {
+                source_name: source.name,
+                source: e.into(),
+            })?;
     }
     Ok(df)
 }
@@ -138,7 +163,11 @@ pub fn conform(df: &DataFrame, schema: &[FieldDef]) -> Result<DataFrame, FrameEr
     for f in schema {
         match df.column(f.name) {
             Ok(c) => cols.push(frame::cast_to(c, f.dtype)?),
-            Err(_) => cols.push(Column::full_null(PlSmallStr::from_static(f.name), height, &f.dtype.dtype())),
+            Err(_) => cols.push(Column::full_null(
+                PlSmallStr::from_static(f.name),
+                height,
+                &f.dtype.dtype(),
+            )),
         }
     }
     Ok(DataFrame::new(height, cols)?)
@@ -148,7 +177,11 @@ pub fn conform(df: &DataFrame, schema: &[FieldDef]) -> Result<DataFrame, FrameEr
 /// Feast's `write_to_offline_store` does, and returns it in schema order.
 pub fn check_columns(source: &'static DataSourceDef, df: &DataFrame) -> Result<DataFrame, Error> {
     let schema = source.schema();
-    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     let missing: Vec<String> = schema
         .iter()
         .filter(|f| !names.iter().any(|n| n == f.name))
@@ -175,7 +208,12 @@ pub fn check_columns(source: &'static DataSourceDef, df: &DataFrame) -> Result<D
 /// Appends `df` (already in the source's schema, after `field_mapping`) as one
 /// file named `{name}.parquet` in the source's directory. Writing the same name
 /// again replaces the file, which makes replays idempotent.
-pub fn append(repo_dir: &Path, source: &'static DataSourceDef, df: &DataFrame, name: &str) -> Result<PathBuf, Error> {
+pub fn append(
+    repo_dir: &Path,
+    source: &'static DataSourceDef,
+    df: &DataFrame,
+    name: &str,
+) -> Result<PathBuf, Error> {
     let dir = source_path(repo_dir, source);
     if dir.is_file() {
         return Err(Error::NotADirectory {
@@ -194,13 +232,16 @@ pub fn append(repo_dir: &Path, source: &'static DataSourceDef, df: &DataFrame, n
     let mut out = df.clone();
     for (from, to) in source.field_mapping {
         if out.column(to).is_ok() {
-            out.rename(to, PlSmallStr::from_static(from)).map_err(|e| write_err(e.to_string()))?;
+            out.rename(to, PlSmallStr::from_static(from))
+                .map_err(|e| write_err(e.to_string()))?;
         }
     }
     let tmp = dir.join(format!(".{name}.parquet.tmp"));
     let result = (|| -> Result<(), String> {
         let mut file = File::create(&tmp).map_err(|e| e.to_string())?;
-        ParquetWriter::new(&mut file).finish(&mut out).map_err(|e| e.to_string())?;
+        ParquetWriter::new(&mut file)
+            .finish(&mut out)
+            .map_err(|e| e.to_string())?;
         file.flush().map_err(|e| e.to_string())?;
         file.sync_all().map_err(|e| e.to_string())?;
         std::fs::rename(&tmp, &target).map_err(|e| e.to_string())?;

@@ -57,15 +57,24 @@ fn keys_of(df: &DataFrame, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>, FrameE
 type Candidates = Vec<(i64, i64, IdxSize)>;
 
 /// Joins the requested features onto `entity_df`.
-pub fn point_in_time_join(entity_df: &DataFrame, requests: &[ViewRequest<'_>], opts: Options) -> Result<DataFrame, FrameError> {
-    let entity_ts = frame::required_timestamps_us(entity_df, ENTITY_TIMESTAMP, "an entity row's timestamp")?;
+pub fn point_in_time_join(
+    entity_df: &DataFrame,
+    requests: &[ViewRequest<'_>],
+    opts: Options,
+) -> Result<DataFrame, FrameError> {
+    let entity_ts =
+        frame::required_timestamps_us(entity_df, ENTITY_TIMESTAMP, "an entity row's timestamp")?;
     let mut out = entity_df.clone();
     for req in requests {
         let view = req.view;
         let entity_keys = keys_of(entity_df, view)?;
         let rows = req.rows;
         let row_keys = keys_of(rows, view)?;
-        let event = frame::required_timestamps_us(rows, view.event_timestamp_field(), "an event timestamp")?;
+        let event = frame::required_timestamps_us(
+            rows,
+            view.event_timestamp_field(),
+            "an event timestamp",
+        )?;
         let created: Vec<i64> = match view.source.created_timestamp_field() {
             Some(name) if rows.column(name).is_ok() => frame::timestamps_us(rows, name)?
                 .into_iter()
@@ -76,19 +85,28 @@ pub fn point_in_time_join(entity_df: &DataFrame, requests: &[ViewRequest<'_>], o
 
         let mut index: HashMap<&[u8], Candidates> = HashMap::new();
         for (i, key) in row_keys.iter().enumerate() {
-            index.entry(key.as_slice()).or_default().push((event[i], created[i], i as IdxSize));
+            index
+                .entry(key.as_slice())
+                .or_default()
+                .push((event[i], created[i], i as IdxSize));
         }
         for c in index.values_mut() {
             c.sort_unstable();
         }
 
-        let ttl_us = i64::try_from(view.ttl_seconds).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000);
+        let ttl_us = i64::try_from(view.ttl_seconds)
+            .unwrap_or(i64::MAX / 1_000_000)
+            .saturating_mul(1_000_000);
         let picks: IdxCa = entity_keys
             .iter()
             .zip(&entity_ts)
             .map(|(key, &t)| {
                 let cands = index.get(key.as_slice())?;
-                let lower = if ttl_us == 0 { i64::MIN } else { t.saturating_sub(ttl_us) };
+                let lower = if ttl_us == 0 {
+                    i64::MIN
+                } else {
+                    t.saturating_sub(ttl_us)
+                };
                 let end = cands.partition_point(|c| c.0 <= t);
                 cands[..end]
                     .iter()
@@ -102,8 +120,15 @@ pub fn point_in_time_join(entity_df: &DataFrame, requests: &[ViewRequest<'_>], o
         for name in &req.features {
             let col = rows.column(name).map_err(|_| FrameError::MissingColumn {
                 column: (*name).to_owned(),
-                expected: view.feature(name).map_or(crate::definition::FeastType::String, |f| f.dtype),
-                present: rows.get_column_names().iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+                expected: view
+                    .feature(name)
+                    .map_or(crate::definition::FeastType::String, |f| f.dtype),
+                present: rows
+                    .get_column_names()
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
             let mut taken = col.take(&picks)?;
             let out_name = if opts.full_feature_names {

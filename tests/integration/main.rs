@@ -5,4 +5,6 @@
 use feast_example_driver_stats as _;
 
 mod cli;
+mod online_store;
 mod registry;
+mod retrieval;

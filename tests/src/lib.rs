@@ -65,3 +65,85 @@ pub fn run(bin: &str, dir: &Path, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+use feast_runtime::polars::prelude::*;
+
+/// One row of the example's batch source: driver, event time and created time
+/// (seconds since the epoch), conv_rate, acc_rate, avg_daily_trips.
+pub type StatsRow = (i64, i64, Option<i64>, f32, f32, i64);
+
+/// A frame in the schema of the example's `driver_stats_source`, with
+/// microsecond timestamps (`event_us` adds microseconds to each event time).
+pub fn stats_frame(rows: &[StatsRow]) -> DataFrame {
+    stats_frame_us(rows, &vec![0; rows.len()])
+}
+
+/// [`stats_frame`] with a sub-second part per row.
+pub fn stats_frame_us(rows: &[StatsRow], event_us: &[i64]) -> DataFrame {
+    let ts_type = feast_runtime::definition::FeastType::UnixTimestamp.dtype();
+    let ts = |name: &str, v: Vec<Option<i64>>| Column::new(name.into(), v).cast(&ts_type).unwrap();
+    DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new(
+                "driver_id".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
+            ts(
+                "event_timestamp",
+                rows.iter()
+                    .zip(event_us)
+                    .map(|(r, us)| Some(r.1 * 1_000_000 + us))
+                    .collect(),
+            ),
+            ts(
+                "created",
+                rows.iter().map(|r| r.2.map(|c| c * 1_000_000)).collect(),
+            ),
+            Column::new(
+                "conv_rate".into(),
+                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "acc_rate".into(),
+                rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "avg_daily_trips".into(),
+                rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+/// An entity frame: driver ids and `event_timestamp` (seconds).
+pub fn entity_frame(rows: &[(i64, i64)]) -> DataFrame {
+    let ts_type = feast_runtime::definition::FeastType::UnixTimestamp.dtype();
+    DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new(
+                "driver_id".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "event_timestamp".into(),
+                rows.iter().map(|r| r.1 * 1_000_000).collect::<Vec<_>>(),
+            )
+            .cast(&ts_type)
+            .unwrap(),
+        ],
+    )
+    .unwrap()
+}
+
+/// The example's `feature_store.yaml` with another project name.
+pub fn example_config(project: &str) -> String {
+    format!(
+        "project: {project}\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: file\n"
+    )
+}
+
+/// A read-only view of a SQLite file, for layout assertions.
+pub type Sqlite = rusqlite::Connection;

@@ -128,7 +128,11 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
     // A single entity is the key itself; several are a tuple, in order.
     let paths: Vec<&syn::Path> = view.entities.iter().map(|e| &e.path).collect();
     let single = paths.len() == 1;
-    let key_ty = if single { quote!(#(#paths)*) } else { quote!((#(#paths,)*)) };
+    let key_ty = if single {
+        quote!(#(#paths)*)
+    } else {
+        quote!((#(#paths,)*))
+    };
     let accessors: Vec<TokenStream> = (0..paths.len())
         .map(|i| {
             if single {

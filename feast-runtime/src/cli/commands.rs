@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{Cli, Command};
+use super::{Cli, Command, store_commands};
 use crate::config::Repo;
 use crate::definition::{FieldDef, RecordFormat, SourceKind};
 use crate::registry::Registry;
@@ -18,6 +18,51 @@ pub(super) fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         Command::Validate => validate_cmd(out),
         Command::Plan => plan(cli, out, false),
         Command::Apply => plan(cli, out, true),
+        Command::Materialize { start, end, views } => {
+            store_commands::materialize(cli, out, start, end, views, false)
+        }
+        Command::MaterializeIncremental { end, views } => {
+            store_commands::materialize(cli, out, "", end, views, true)
+        }
+        Command::GetOnline {
+            features,
+            service,
+            entities,
+            full_feature_names,
+            json,
+        } => store_commands::get_online(
+            cli,
+            out,
+            features,
+            service.as_deref(),
+            entities,
+            *full_feature_names,
+            *json,
+        ),
+        Command::GetHistorical {
+            entities,
+            features,
+            service,
+            output,
+            full_feature_names,
+            filter_by_created_timestamp,
+        } => store_commands::get_historical(
+            cli,
+            out,
+            entities,
+            features,
+            service.as_deref(),
+            output,
+            *full_feature_names,
+            *filter_by_created_timestamp,
+        ),
+        Command::Push {
+            push_source,
+            file,
+            to,
+        } => store_commands::push(cli, out, push_source, file, to),
+        Command::WriteOnline { view, file } => store_commands::write_online(cli, out, view, file),
+        Command::Teardown => store_commands::teardown(cli, out),
     }
 }
 

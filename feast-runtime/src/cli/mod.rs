@@ -7,6 +7,9 @@
 //! ```
 
 mod commands;
+mod store_commands;
+
+pub use store_commands::{feast_json, value_json};
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -45,8 +48,77 @@ pub enum Command {
     Validate,
     /// Show what `apply` would change in the registry file.
     Plan,
-    /// Validate, then write the definitions to the registry file.
+    /// Validate, write the definitions to the registry file and create the
+    /// online store's tables.
     Apply,
+    /// Copy the newest row per entity with event time in [START, END] from the
+    /// offline store to the online store.
+    Materialize {
+        /// RFC 3339 time (`2025-01-01T00:00:00Z`), a date, or `now`.
+        start: String,
+        /// RFC 3339 time, a date, or `now`.
+        end: String,
+        /// Only these views (comma-separated); default: every online view.
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+    },
+    /// Materialize from each view's previous end (or END - ttl) to END.
+    MaterializeIncremental {
+        end: String,
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+    },
+    /// Read online features for entities.
+    GetOnline {
+        /// `view:feature` references (comma-separated).
+        #[arg(long, value_delimiter = ',', required_unless_present = "service")]
+        features: Vec<String>,
+        /// A feature service instead of references.
+        #[arg(long, conflicts_with = "features")]
+        service: Option<String>,
+        /// Entity keys, as `driver_id=1001,1002`; repeat for several join keys.
+        #[arg(long = "entity", required = true)]
+        entities: Vec<String>,
+        /// Name features `view__feature`.
+        #[arg(long)]
+        full_feature_names: bool,
+        /// Print Feast's JSON response instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point-in-time correct training data for an entity file.
+    GetHistorical {
+        /// Parquet or CSV file with join keys and `event_timestamp`.
+        #[arg(long)]
+        entities: std::path::PathBuf,
+        #[arg(long, value_delimiter = ',', required_unless_present = "service")]
+        features: Vec<String>,
+        #[arg(long, conflicts_with = "features")]
+        service: Option<String>,
+        /// Parquet (or CSV, by extension) file to write.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        #[arg(long)]
+        full_feature_names: bool,
+        /// Ignore feature rows created after the entity row's time.
+        #[arg(long)]
+        filter_by_created_timestamp: bool,
+    },
+    /// Push rows from a Parquet or CSV file through a push source.
+    Push {
+        push_source: String,
+        file: std::path::PathBuf,
+        /// online, offline or online_and_offline.
+        #[arg(long, default_value = "online")]
+        to: String,
+    },
+    /// Write feature rows from a Parquet or CSV file to the online store.
+    WriteOnline {
+        view: String,
+        file: std::path::PathBuf,
+    },
+    /// Drop the online store's tables of every view.
+    Teardown,
 }
 
 /// Parses the process arguments, runs the command and maps the outcome to an

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use polars::prelude::{DataType, TimeUnit, TimeZone};
+use polars::prelude::{DataType, TimeUnit};
 
 /// A Feast value type (`feast.types`), const-constructible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -14,7 +14,7 @@ pub enum FeastType {
     String,
     Bytes,
     Bool,
-    /// Stored as microseconds since the epoch, UTC.
+    /// Microseconds since the epoch, UTC (a naive Polars datetime).
     UnixTimestamp,
     Array(&'static FeastType),
 }
@@ -30,9 +30,10 @@ impl FeastType {
             FeastType::String => DataType::String,
             FeastType::Bytes => DataType::Binary,
             FeastType::Bool => DataType::Boolean,
-            FeastType::UnixTimestamp => {
-                DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
-            }
+            // Naive, meaning UTC (as Feast reads tz-naive times). A time
+            // zone on a frame's column is accepted on input: the physical
+            // values of a zoned datetime are UTC instants already.
+            FeastType::UnixTimestamp => DataType::Datetime(TimeUnit::Microseconds, None),
             FeastType::Array(inner) => DataType::List(Box::new(inner.dtype())),
         }
     }
@@ -173,7 +174,7 @@ mod tests {
         assert_eq!(FeastType::Bool.dtype(), DataType::Boolean);
         assert_eq!(
             FeastType::UnixTimestamp.dtype(),
-            DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            DataType::Datetime(TimeUnit::Microseconds, None)
         );
         assert_eq!(
             FeastType::Array(&FeastType::Float64).dtype(),

@@ -72,8 +72,7 @@ const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
 fn tag(out: &mut Vec<u8>, field: u8, wire: u8) {
-    // Every field number of `Value` that we write is below 16: one byte.
-    out.push((field << 3) | wire);
+    varint(out, (u64::from(field) << 3) | u64::from(wire));
 }
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
@@ -92,7 +91,12 @@ fn len_prefixed(out: &mut Vec<u8>, field: u8, body: &[u8]) {
 
 /// A list message (`Int64List` and friends): `repeated <scalar> val = 1`,
 /// packed for numbers as proto3 does.
-fn packed<T: Copy>(out: &mut Vec<u8>, field: u8, items: &[T], mut write: impl FnMut(&mut Vec<u8>, T)) {
+fn packed<T: Copy>(
+    out: &mut Vec<u8>,
+    field: u8,
+    items: &[T],
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
     let mut inner = Vec::new();
     if !items.is_empty() {
         let mut data = Vec::new();
@@ -150,10 +154,16 @@ impl Value {
                 }
                 len_prefixed(out, 12, &inner);
             }
-            Value::Int32List(items) => packed(out, 13, items, |o, x| varint(o, i64::from(x) as u64)),
+            Value::Int32List(items) => {
+                packed(out, 13, items, |o, x| varint(o, i64::from(x) as u64))
+            }
             Value::Int64List(items) => packed(out, 14, items, |o, x| varint(o, x as u64)),
-            Value::Float64List(items) => packed(out, 15, items, |o, x| o.extend_from_slice(&x.to_le_bytes())),
-            Value::Float32List(items) => packed(out, 16, items, |o, x| o.extend_from_slice(&x.to_le_bytes())),
+            Value::Float64List(items) => {
+                packed(out, 15, items, |o, x| o.extend_from_slice(&x.to_le_bytes()))
+            }
+            Value::Float32List(items) => {
+                packed(out, 16, items, |o, x| o.extend_from_slice(&x.to_le_bytes()))
+            }
             Value::BoolList(items) => packed(out, 17, items, |o, x| o.push(u8::from(x))),
             Value::UnixTimestampList(items) => packed(out, 18, items, |o, x| varint(o, x as u64)),
         }
@@ -188,7 +198,11 @@ impl Value {
                     r.varint()?;
                     Value::Null
                 }
-                _ => return Err(DecodeError(format!("unsupported Value field {field} (wire type {wire})"))),
+                _ => {
+                    return Err(DecodeError(format!(
+                        "unsupported Value field {field} (wire type {wire})"
+                    )));
+                }
             };
         }
         Ok(value)
@@ -210,15 +224,19 @@ fn decode_list(field: u32, body: &[u8]) -> Result<Value, DecodeError> {
     while !r.done() {
         let key = r.varint()?;
         if key >> 3 != 1 {
-            return Err(DecodeError(format!("unexpected field {} in a list value", key >> 3)));
+            return Err(DecodeError(format!(
+                "unexpected field {} in a list value",
+                key >> 3
+            )));
         }
         let wire = (key & 7) as u8;
         // Numbers are packed (LEN) but a writer may also send them one by one.
-        let packed_body = if wire == LEN && !matches!(out, Value::BytesList(_) | Value::StringList(_)) {
-            Some(r.bytes()?)
-        } else {
-            None
-        };
+        let packed_body =
+            if wire == LEN && !matches!(out, Value::BytesList(_) | Value::StringList(_)) {
+                Some(r.bytes()?)
+            } else {
+                None
+            };
         let mut items = match packed_body {
             Some(b) => Reader { buf: b, pos: 0 },
             None => Reader { buf: &[], pos: 0 },
@@ -261,7 +279,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or_else(|| DecodeError("truncated varint".into()))?;
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or_else(|| DecodeError("truncated varint".into()))?;
             self.pos += 1;
             v |= u64::from(b & 0x7f) << shift;
             if b < 0x80 {
@@ -273,7 +294,10 @@ impl<'a> Reader<'a> {
 
     fn fixed<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let end = self.pos + N;
-        let b = self.buf.get(self.pos..end).ok_or_else(|| DecodeError("truncated fixed-width value".into()))?;
+        let b = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| DecodeError("truncated fixed-width value".into()))?;
         self.pos = end;
         let mut out = [0u8; N];
         out.copy_from_slice(b);
@@ -282,14 +306,21 @@ impl<'a> Reader<'a> {
 
     fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.varint()? as usize;
-        let end = self.pos.checked_add(len).ok_or_else(|| DecodeError("length overflow".into()))?;
-        let b = self.buf.get(self.pos..end).ok_or_else(|| DecodeError("truncated length-delimited value".into()))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .ok_or_else(|| DecodeError("length overflow".into()))?;
+        let b = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| DecodeError("truncated length-delimited value".into()))?;
         self.pos = end;
         Ok(b)
     }
 
     fn string(&mut self) -> Result<String, DecodeError> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| DecodeError("string_val is not UTF-8".into()))
+        String::from_utf8(self.bytes()?.to_vec())
+            .map_err(|_| DecodeError("string_val is not UTF-8".into()))
     }
 }
 
@@ -347,7 +378,11 @@ pub fn python_float_repr(f: f64) -> String {
         format!("{sign}{body}")
     } else {
         let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
         let esign = if exp < 0 { '-' } else { '+' };
         format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
     }
@@ -365,11 +400,20 @@ mod tests {
     fn entity_key_v3_matches_feast() {
         let mut out = Vec::new();
         serialize_entity_key(&mut out, &[("driver_id", JoinKeyValue::Int64(1001))]);
-        assert_eq!(hex(&out), "0100000002000000090000006472697665725f69640400000008000000e903000000000000");
+        assert_eq!(
+            hex(&out),
+            "0100000002000000090000006472697665725f69640400000008000000e903000000000000"
+        );
         assert_eq!(out.len(), 37);
 
         let mut out = Vec::new();
-        serialize_entity_key(&mut out, &[("zeta", JoinKeyValue::String("z")), ("alpha", JoinKeyValue::Int64(2))]);
+        serialize_entity_key(
+            &mut out,
+            &[
+                ("zeta", JoinKeyValue::String("z")),
+                ("alpha", JoinKeyValue::Int64(2)),
+            ],
+        );
         assert_eq!(
             hex(&out),
             "02000000\
@@ -395,6 +439,7 @@ mod tests {
             (Value::Int32(-1), "18ffffffffffffffffff01"),
             (Value::Int64List(vec![1, 300]), "72050a0301ac02"),
             (Value::StringList(vec!["a".into()]), "62030a0161"),
+            (Value::Float32List(vec![2.5]), "8201060a0400002040"),
         ];
         for (v, want) in cases {
             assert_eq!(hex(&v.to_bytes()), *want, "{v:?}");
@@ -432,14 +477,18 @@ mod tests {
         assert!(Value::decode(&[0x20]).is_err());
         assert!(Value::decode(&[0x12, 0x05, b'a']).is_err());
         assert!(Value::decode(&[0xff; 12]).is_err());
-        assert!(Value::decode(&[0x7a, 0x00]).is_err());
+        assert!(Value::decode(&[0x7a, 0x05, 0x01]).is_err());
+        assert_eq!(Value::decode(&[0x7a, 0x00]), Ok(Value::Float64List(vec![])));
     }
 
     #[test]
     fn value_text_is_python_str() {
         assert_eq!(value_text(&Value::Float32(0.5)).as_deref(), Some("0.5"));
         assert_eq!(value_text(&Value::Float32(0.75)).as_deref(), Some("0.75"));
-        assert_eq!(value_text(&Value::Float32(0.1)).as_deref(), Some("0.10000000149011612"));
+        assert_eq!(
+            value_text(&Value::Float32(0.1)).as_deref(),
+            Some("0.10000000149011612")
+        );
         assert_eq!(value_text(&Value::Int64(7)).as_deref(), Some("7"));
         assert_eq!(value_text(&Value::Bool(true)).as_deref(), Some("True"));
         assert_eq!(value_text(&Value::Bytes(vec![1])), None);

@@ -48,7 +48,8 @@ impl OnlineBatch {
             .iter()
             .map(|e| Ok((e.join_key, frame::key_column(df, e.join_key, e.value_type)?)))
             .collect::<Result<_, FrameError>>()?;
-        let event = frame::required_timestamps_us(df, view.event_timestamp_field(), "an event timestamp")?;
+        let event =
+            frame::required_timestamps_us(df, view.event_timestamp_field(), "an event timestamp")?;
         let created: Vec<Option<i64>> = match view.source.created_timestamp_field() {
             Some(name) if df.column(name).is_ok() => frame::timestamps_us(df, name)?,
             _ => vec![None; df.height()],
@@ -86,7 +87,10 @@ impl OnlineBatch {
             entity_keys: Vec::with_capacity(chosen.len()),
             event_ts: Vec::with_capacity(chosen.len()),
             created_ts: Vec::with_capacity(chosen.len()),
-            features: features.iter().map(|(n, _)| (*n, Vec::with_capacity(chosen.len()))).collect(),
+            features: features
+                .iter()
+                .map(|(n, _)| (*n, Vec::with_capacity(chosen.len())))
+                .collect(),
         };
         let mut columns: Vec<Vec<Option<Value>>> = features
             .into_iter()
@@ -146,7 +150,12 @@ pub trait OnlineStore: Send + Sync {
     fn write(&self, view: &FeatureViewDef, batch: &OnlineBatch) -> Result<WriteStats>;
 
     /// Reads `features` of `view` for each serialized entity key, in order.
-    fn read(&self, view: &FeatureViewDef, keys: &[Vec<u8>], features: &[&str]) -> Result<Vec<Option<StoredRow>>>;
+    fn read(
+        &self,
+        view: &FeatureViewDef,
+        keys: &[Vec<u8>],
+        features: &[&str],
+    ) -> Result<Vec<Option<StoredRow>>>;
 
     /// Creates what `views` need (tables); idempotent.
     fn update(&self, views: &[&FeatureViewDef]) -> Result<()>;

@@ -37,11 +37,15 @@ impl SqliteStore {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
         // WAL: readers in other processes see committed data while one writes.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "cache_size", -200_000).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "cache_size", -200_000)
+            .map_err(open_err)?;
         conn.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS {STATE_TABLE} (project TEXT, feature_view TEXT, end_us INTEGER, PRIMARY KEY (project, feature_view))"
         ))
@@ -65,7 +69,9 @@ impl SqliteStore {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (an open
         // transaction rolls back on drop), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn create_table(conn: &Connection, table: &str) -> rusqlite::Result<()> {
@@ -100,7 +106,11 @@ impl SqliteStore {
 
     /// Writes inside an open transaction: the caller commits (ingestion adds
     /// its checkpoint to the same transaction).
-    pub fn write_in(tx: &Connection, table: &str, batch: &OnlineBatch) -> rusqlite::Result<WriteStats> {
+    pub fn write_in(
+        tx: &Connection,
+        table: &str,
+        batch: &OnlineBatch,
+    ) -> rusqlite::Result<WriteStats> {
         Self::create_table(tx, table)?;
         let mut stmt = tx.prepare_cached(&Self::upsert_sql(table))?;
         let mut written = 0;
@@ -113,7 +123,14 @@ impl SqliteStore {
                 let value = &values[row];
                 buf.clear();
                 value.encode(&mut buf);
-                written += stmt.execute(params![batch.entity_keys[row], name, buf, value_text(value), event, created])?;
+                written += stmt.execute(params![
+                    batch.entity_keys[row],
+                    name,
+                    buf,
+                    value_text(value),
+                    event,
+                    created
+                ])?;
             }
         }
         Ok(WriteStats {
@@ -123,7 +140,10 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one write transaction.
-    pub fn transaction<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -138,7 +158,12 @@ impl OnlineStore for SqliteStore {
         self.transaction(|tx| Self::write_in(tx, &table, batch))
     }
 
-    fn read(&self, view: &FeatureViewDef, keys: &[Vec<u8>], features: &[&str]) -> Result<Vec<Option<StoredRow>>> {
+    fn read(
+        &self,
+        view: &FeatureViewDef,
+        keys: &[Vec<u8>],
+        features: &[&str],
+    ) -> Result<Vec<Option<StoredRow>>> {
         let table = self.table_name(view.name);
         let conn = self.conn();
         let mut stmt = match conn.prepare_cached(&format!(
@@ -146,7 +171,9 @@ impl OnlineStore for SqliteStore {
         )) {
             Ok(s) => s,
             // No table yet: nothing was ever written for this view.
-            Err(rusqlite::Error::SqliteFailure(_, Some(msg))) if msg.starts_with("no such table") => {
+            Err(rusqlite::Error::SqliteFailure(_, Some(msg)))
+                if msg.starts_with("no such table") =>
+            {
                 return Ok(vec![None; keys.len()]);
             }
             Err(e) => return Err(e.into()),
@@ -185,7 +212,10 @@ impl OnlineStore for SqliteStore {
     fn teardown(&self, views: &[&FeatureViewDef]) -> Result<()> {
         let conn = self.conn();
         for v in views {
-            conn.execute_batch(&format!("DROP TABLE IF EXISTS \"{}\"", self.table_name(v.name)))?;
+            conn.execute_batch(&format!(
+                "DROP TABLE IF EXISTS \"{}\"",
+                self.table_name(v.name)
+            ))?;
             conn.execute(
                 &format!("DELETE FROM {STATE_TABLE} WHERE project = ?1 AND feature_view = ?2"),
                 params![self.project, v.name],
@@ -198,7 +228,9 @@ impl OnlineStore for SqliteStore {
         let conn = self.conn();
         Ok(conn
             .query_row(
-                &format!("SELECT end_us FROM {STATE_TABLE} WHERE project = ?1 AND feature_view = ?2"),
+                &format!(
+                    "SELECT end_us FROM {STATE_TABLE} WHERE project = ?1 AND feature_view = ?2"
+                ),
                 params![self.project, view],
                 |r| r.get(0),
             )

@@ -1,0 +1,377 @@
+//! Subcommands that use the stores.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::DataFrame;
+
+use super::Cli;
+use crate::definition::JoinKeyValue;
+use crate::feature_store::{FeatureStore, Features, OnlineResponse, PushMode};
+use crate::online_store::encoding::Value;
+
+pub(super) fn open(cli: &Cli) -> anyhow::Result<FeatureStore> {
+    Ok(FeatureStore::open(&cli.chdir)?)
+}
+
+/// `2025-01-01T00:00:00Z`, `2025-01-01 00:00:00`, `2025-01-01` or `now`.
+pub(super) fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    if s == "now" {
+        return Ok(Utc::now());
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
+        return Ok(t.and_utc());
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).context("midnight")?.and_utc());
+    }
+    bail!(
+        "invalid time `{s}`: expected RFC 3339 (2025-01-01T00:00:00Z), a date (2025-01-01) or `now`"
+    )
+}
+
+/// Reads a Parquet or CSV file, by extension.
+pub(super) fn read_frame(path: &Path) -> anyhow::Result<DataFrame> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    match ext {
+        "parquet" => Ok(crate::offline_store::read_file(path)?),
+        "csv" => {
+            let df = polars_io::prelude::CsvReadOptions::default()
+                .with_has_header(true)
+                .try_into_reader_with_file_path(Some(path.to_owned()))
+                .and_then(polars_io::SerReader::finish)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(df)
+        }
+        _ => bail!("{}: expected a .parquet or .csv file", path.display()),
+    }
+}
+
+fn write_frame(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => {
+            let mut f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            use polars_io::SerWriter as _;
+            polars_io::prelude::CsvWriter::new(&mut f)
+                .finish(df)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        _ => crate::offline_store::write_file(path, df)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+    }
+    Ok(())
+}
+
+fn views_arg(views: &[String]) -> Option<Vec<&str>> {
+    (!views.is_empty()).then(|| views.iter().map(String::as_str).collect())
+}
+
+pub(super) fn materialize(
+    cli: &Cli,
+    out: &mut impl Write,
+    start: &str,
+    end: &str,
+    views: &[String],
+    incremental: bool,
+) -> anyhow::Result<ExitCode> {
+    let t = Instant::now();
+    let store = open(cli)?;
+    let end_t = parse_time(end)?;
+    let names = views_arg(views);
+    let stats = if incremental {
+        store.materialize_incremental(end_t, names.as_deref())?
+    } else {
+        store.materialize(parse_time(start)?, end_t, names.as_deref())?
+    };
+    for (view, s) in &stats.views {
+        writeln!(
+            out,
+            "  {view}: {} entities, {} values written",
+            s.rows, s.values_written
+        )?;
+    }
+    writeln!(
+        out,
+        "materialized {} view{} up to {}: {} rows read in {:.2?}",
+        stats.views.len(),
+        if stats.views.len() == 1 { "" } else { "s" },
+        end_t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        stats.rows_read,
+        t.elapsed()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `--entity driver_id=1001,1002` with the entity's declared type.
+fn entity_rows<'a>(
+    store: &FeatureStore,
+    specs: &'a [String],
+) -> anyhow::Result<Vec<(&'a str, Vec<JoinKeyValue<'a>>)>> {
+    let mut rows = Vec::new();
+    for spec in specs {
+        let (key, values) = spec
+            .split_once('=')
+            .with_context(|| format!("--entity `{spec}`: expected `join_key=value,value`"))?;
+        let entity = store
+            .registry()
+            .entities()
+            .find(|e| e.join_key == key)
+            .with_context(|| format!("--entity `{spec}`: no entity has the join key `{key}`"))?;
+        let parsed = values
+            .split(',')
+            .map(|v| -> anyhow::Result<JoinKeyValue<'a>> {
+                use crate::definition::FeastType as T;
+                Ok(match entity.value_type {
+                    T::Int64 => JoinKeyValue::Int64(
+                        v.trim()
+                            .parse()
+                            .with_context(|| format!("`{v}` is not an Int64 {key}"))?,
+                    ),
+                    T::Int32 => JoinKeyValue::Int32(
+                        v.trim()
+                            .parse()
+                            .with_context(|| format!("`{v}` is not an Int32 {key}"))?,
+                    ),
+                    T::Bytes => JoinKeyValue::Bytes(v.as_bytes()),
+                    _ => JoinKeyValue::String(v),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        rows.push((key, parsed));
+    }
+    Ok(rows)
+}
+
+fn features_arg<'a>(refs: &'a [&'a str], service: Option<&'a str>) -> Features<'a> {
+    match service {
+        Some(s) => Features::Service(s),
+        None => Features::Refs(refs),
+    }
+}
+
+pub(super) fn get_online(
+    cli: &Cli,
+    out: &mut impl Write,
+    features: &[String],
+    service: Option<&str>,
+    entities: &[String],
+    full: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let t = Instant::now();
+    let store = open(cli)?;
+    let rows = entity_rows(&store, entities)?;
+    let refs: Vec<&str> = features.iter().map(String::as_str).collect();
+    let response = store.get_online_features(&features_arg(&refs, service), &rows, full)?;
+    if json {
+        serde_json::to_writer(&mut *out, &feast_json(&response))?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_response(out, &response)?;
+    let n = response.columns.first().map_or(0, |c| c.values.len());
+    eprintln!(
+        "read {n} entities x {} features in {:.2?}",
+        response.columns.len() - rows.len(),
+        t.elapsed()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A value as JSON, as Feast's server prints it.
+pub fn value_json(v: &Value) -> serde_json::Value {
+    use serde_json::json;
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bytes(b) => json!(b),
+        Value::String(s) => json!(s),
+        Value::Int32(i) => json!(i),
+        Value::Int64(i) => json!(i),
+        Value::Float64(f) => json!(f),
+        Value::Float32(f) => json!(f64::from(*f)),
+        Value::Bool(b) => json!(b),
+        Value::UnixTimestamp(s) => json!(s),
+        Value::BytesList(v) => json!(v),
+        Value::StringList(v) => json!(v),
+        Value::Int32List(v) => json!(v),
+        Value::Int64List(v) => json!(v),
+        Value::Float64List(v) => json!(v),
+        Value::Float32List(v) => json!(v.iter().map(|f| f64::from(*f)).collect::<Vec<_>>()),
+        Value::BoolList(v) => json!(v),
+        Value::UnixTimestampList(v) => json!(v),
+    }
+}
+
+/// Feast's column-major JSON response.
+pub fn feast_json(r: &OnlineResponse) -> serde_json::Value {
+    let ts = |s: i64| {
+        DateTime::<Utc>::from_timestamp(s, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    serde_json::json!({
+        "metadata": {"feature_names": r.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()},
+        "results": r.columns.iter().map(|c| serde_json::json!({
+            "values": c.values.iter().map(value_json).collect::<Vec<_>>(),
+            "statuses": c.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "event_timestamps": c.event_timestamps.iter().map(|t| ts(*t)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_response(out: &mut impl Write, r: &OnlineResponse) -> std::io::Result<()> {
+    let n = r.columns.first().map_or(0, |c| c.values.len());
+    let cells: Vec<Vec<String>> = r
+        .columns
+        .iter()
+        .map(|c| {
+            (0..n)
+                .map(|i| match c.statuses[i] {
+                    crate::feature_store::FieldStatus::Present => {
+                        value_json(&c.values[i]).to_string()
+                    }
+                    other => other.as_str().to_owned(),
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = r
+        .columns
+        .iter()
+        .zip(&cells)
+        .map(|(c, col)| {
+            col.iter()
+                .map(String::len)
+                .chain([c.name.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |items: Vec<&str>| -> String {
+        items
+            .iter()
+            .zip(&widths)
+            .map(|(s, w)| format!("{s:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    writeln!(
+        out,
+        "{}",
+        line(r.columns.iter().map(|c| c.name.as_str()).collect())
+    )?;
+    for i in 0..n {
+        writeln!(
+            out,
+            "{}",
+            line(cells.iter().map(|c| c[i].as_str()).collect())
+        )?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn get_historical(
+    cli: &Cli,
+    out: &mut impl Write,
+    entities: &Path,
+    features: &[String],
+    service: Option<&str>,
+    output: &Path,
+    full: bool,
+    filter_created: bool,
+) -> anyhow::Result<ExitCode> {
+    let t = Instant::now();
+    let store = open(cli)?;
+    let entity_df = read_frame(entities)?;
+    let refs: Vec<&str> = features.iter().map(String::as_str).collect();
+    let mut df = store.get_historical_features(
+        &entity_df,
+        &features_arg(&refs, service),
+        full,
+        filter_created,
+    )?;
+    write_frame(output, &mut df)?;
+    writeln!(
+        out,
+        "wrote {} rows x {} columns to {} in {:.2?}",
+        df.height(),
+        df.width(),
+        output.display(),
+        t.elapsed()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn push(
+    cli: &Cli,
+    out: &mut impl Write,
+    source: &str,
+    file: &Path,
+    to: &str,
+) -> anyhow::Result<ExitCode> {
+    let t = Instant::now();
+    let mode: PushMode = to.parse().map_err(anyhow::Error::msg)?;
+    let store = open(cli)?;
+    let df = read_frame(file)?;
+    let stats = store.push(source, &df, mode)?;
+    for (view, s) in &stats {
+        writeln!(
+            out,
+            "  {view}: {} entities, {} values written",
+            s.rows, s.values_written
+        )?;
+    }
+    writeln!(
+        out,
+        "pushed {} rows to {source} ({to}) in {:.2?}",
+        df.height(),
+        t.elapsed()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn write_online(
+    cli: &Cli,
+    out: &mut impl Write,
+    view: &str,
+    file: &Path,
+) -> anyhow::Result<ExitCode> {
+    let t = Instant::now();
+    let store = open(cli)?;
+    let df = read_frame(file)?;
+    let s = store.write_to_online_store(view, &df)?;
+    writeln!(
+        out,
+        "wrote {} rows ({} entities, {} values written) to {view} in {:.2?}",
+        df.height(),
+        s.rows,
+        s.values_written,
+        t.elapsed()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn teardown(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let store = open(cli)?;
+    store.teardown()?;
+    writeln!(
+        out,
+        "dropped the online tables of {} feature views",
+        store.registry().feature_views().len()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,349 @@
+//! The embedded SQLite store: Feast's layout byte for byte, newer-wins writes
+//! and ttl statuses, through the `FeatureStore` API.
+
+use feast_example_driver_stats::entities::Driver;
+use feast_example_driver_stats::views::driver_hourly_stats;
+use feast_runtime::chrono::{DateTime, TimeZone, Utc};
+use feast_runtime::definition::Entity;
+use feast_runtime::definition::JoinKeyValue;
+use feast_runtime::feature_store::{FeatureStore, Features, FieldStatus};
+use feast_runtime::online_store::encoding::Value;
+use feast_runtime::polars::prelude::*;
+use feast_tests::{TempRepo, example_config, stats_frame, stats_frame_us};
+
+const T: i64 = 1_735_732_800; // 2025-01-01T12:00:00Z
+
+fn open_store(project: &str) -> (TempRepo, FeatureStore) {
+    let repo = TempRepo::with_config(&example_config(project));
+    let store = FeatureStore::open(repo.path()).unwrap();
+    (repo, store)
+}
+
+#[test]
+fn sqlite_rows_are_feasts_layout_byte_for_byte() {
+    let (repo, store) = open_store("driver_anchor");
+    // Event 12:00:00.123456Z, created 12:05:00Z: Feast's reference row.
+    let df = stats_frame_us(&[(1001, T, Some(T + 300), 0.5, 0.75, 7)], &[123_456]);
+    let stats = store
+        .write_to_online_store("driver_hourly_stats", &df)
+        .unwrap();
+    assert_eq!((stats.rows, stats.values_written), (1, 3));
+
+    let conn = rusqlite_conn(&repo);
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'driver_anchor_driver_hourly_stats'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let columns: Vec<(String, String, i64)> = conn
+        .prepare(
+            "SELECT name, type, pk FROM pragma_table_info('driver_anchor_driver_hourly_stats')",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("entity_key".into(), "BLOB".into(), 1),
+            ("feature_name".into(), "TEXT".into(), 2),
+            ("value".into(), "BLOB".into(), 0),
+            ("value_text".into(), "TEXT".into(), 0),
+            ("vector_value".into(), "BLOB".into(), 0),
+            ("event_ts".into(), "timestamp".into(), 0),
+            ("created_ts".into(), "timestamp".into(), 0),
+        ]
+    );
+    assert!(
+        sql.contains("PRIMARY KEY(entity_key, feature_name)"),
+        "{sql}"
+    );
+
+    let rows: Vec<(String, String, String, Option<String>, Option<Vec<u8>>, i64, i64)> = conn
+        .prepare("SELECT hex(entity_key), feature_name, hex(value), value_text, vector_value, event_ts, created_ts FROM driver_anchor_driver_hourly_stats ORDER BY feature_name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key =
+        "0100000002000000090000006472697665725F69640400000008000000E903000000000000".to_owned();
+    assert_eq!(
+        rows,
+        [
+            (
+                key.clone(),
+                "acc_rate".into(),
+                "350000403F".into(),
+                Some("0.75".into()),
+                None,
+                1_735_732_800,
+                1_735_733_100
+            ),
+            (
+                key.clone(),
+                "avg_daily_trips".into(),
+                "2007".into(),
+                Some("7".into()),
+                None,
+                1_735_732_800,
+                1_735_733_100
+            ),
+            (
+                key,
+                "conv_rate".into(),
+                "350000003F".into(),
+                Some("0.5".into()),
+                None,
+                1_735_732_800,
+                1_735_733_100
+            ),
+        ]
+    );
+}
+
+fn rusqlite_conn(repo: &TempRepo) -> feast_tests::Sqlite {
+    feast_tests::Sqlite::open(repo.path().join("data/online.db")).unwrap()
+}
+
+/// `avg_daily_trips` of driver 1001, as stored.
+fn stored_marker(store: &FeatureStore) -> Option<i64> {
+    let r = store
+        .get_online_features_at(
+            &Features::Refs(&["driver_hourly_stats:avg_daily_trips"]),
+            &[("driver_id", vec![JoinKeyValue::Int64(1001)])],
+            false,
+            Utc.timestamp_opt(T, 0).unwrap(),
+        )
+        .unwrap();
+    match &r.columns[1].values[0] {
+        Value::Int64(v) => Some(*v),
+        _ => None,
+    }
+}
+
+#[test]
+fn an_older_event_never_overwrites_a_newer_one_in_any_order() {
+    // Three versions: older event; newer event; same newer event created later.
+    let versions: [feast_tests::StatsRow; 3] = [
+        (1001, T - 60, Some(T - 60), 0.1, 0.1, 1),
+        (1001, T, Some(T), 0.2, 0.2, 2),
+        (1001, T, Some(T + 5), 0.3, 0.3, 3),
+    ];
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    for order in orders {
+        // One write per version.
+        let (_repo, store) = open_store("p");
+        for i in order {
+            store
+                .write_to_online_store("driver_hourly_stats", &stats_frame(&[versions[i]]))
+                .unwrap();
+        }
+        assert_eq!(
+            stored_marker(&store),
+            Some(3),
+            "separate writes in order {order:?}"
+        );
+
+        // All versions in one batch.
+        let (_repo, store) = open_store("p");
+        let batch: Vec<_> = order.iter().map(|&i| versions[i]).collect();
+        let stats = store
+            .write_to_online_store("driver_hourly_stats", &stats_frame(&batch))
+            .unwrap();
+        assert_eq!(stats.rows, 1, "one entity in the batch");
+        assert_eq!(
+            stored_marker(&store),
+            Some(3),
+            "one batch in order {order:?}"
+        );
+    }
+}
+
+#[test]
+fn sub_second_order_within_a_batch_is_kept() {
+    let (_repo, store) = open_store("p");
+    let rows = [(1001, T, None, 0.1, 0.1, 1), (1001, T, None, 0.2, 0.2, 2)];
+    // The second row is 1 µs older: the first must win.
+    store
+        .write_to_online_store("driver_hourly_stats", &stats_frame_us(&rows, &[1, 0]))
+        .unwrap();
+    assert_eq!(stored_marker(&store), Some(1));
+}
+
+#[test]
+fn statuses_present_null_not_found_and_outside_max_age() {
+    let (_repo, store) = open_store("p");
+    let ts_type = feast_runtime::definition::FeastType::UnixTimestamp.dtype();
+    let df = DataFrame::new(
+        2,
+        vec![
+            Column::new("driver_id".into(), [1001i64, 1002]),
+            Column::new(
+                "event_timestamp".into(),
+                [T * 1_000_000, (T - 86_400 - 1) * 1_000_000],
+            )
+            .cast(&ts_type)
+            .unwrap(),
+            Column::new("conv_rate".into(), [None, Some(0.5f32)]),
+            Column::new("acc_rate".into(), [Some(0.25f32), Some(0.5)]),
+            Column::new("avg_daily_trips".into(), [Some(3i64), Some(4)]),
+        ],
+    )
+    .unwrap();
+    store
+        .write_to_online_store("driver_hourly_stats", &df)
+        .unwrap();
+    let now: DateTime<Utc> = Utc.timestamp_opt(T, 0).unwrap();
+    let r = store
+        .get_online_features_at(
+            &Features::Refs(&[
+                "driver_hourly_stats:acc_rate",
+                "driver_hourly_stats:conv_rate",
+            ]),
+            &[(
+                "driver_id",
+                vec![
+                    JoinKeyValue::Int64(1001),
+                    JoinKeyValue::Int64(1002),
+                    JoinKeyValue::Int64(99),
+                ],
+            )],
+            false,
+            now,
+        )
+        .unwrap();
+    let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["driver_id", "acc_rate", "conv_rate"],
+        "entity first, then request order"
+    );
+    assert_eq!(
+        r.columns[0].values,
+        [Value::Int64(1001), Value::Int64(1002), Value::Int64(99)]
+    );
+    assert_eq!(r.columns[0].statuses, [FieldStatus::Present; 3]);
+    assert_eq!(
+        r.columns[1].values,
+        [Value::Float32(0.25), Value::Null, Value::Null]
+    );
+    assert_eq!(
+        r.columns[1].statuses,
+        [
+            FieldStatus::Present,
+            FieldStatus::OutsideMaxAge,
+            FieldStatus::NotFound
+        ]
+    );
+    assert_eq!(r.columns[1].event_timestamps, [T, T - 86_400 - 1, 0]);
+    assert_eq!(
+        r.columns[2].statuses,
+        [
+            FieldStatus::NullValue,
+            FieldStatus::OutsideMaxAge,
+            FieldStatus::NotFound
+        ]
+    );
+
+    // Exactly ttl old is still fresh.
+    let r = store
+        .get_online_features_at(
+            &Features::Refs(&["driver_hourly_stats:acc_rate"]),
+            &[("driver_id", vec![JoinKeyValue::Int64(1002)])],
+            true,
+            Utc.timestamp_opt(T - 1, 0).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(r.columns[1].name, "driver_hourly_stats__acc_rate");
+    assert_eq!(r.columns[1].statuses, [FieldStatus::Present]);
+}
+
+#[test]
+fn typed_reads_return_rows() {
+    let (_repo, store) = open_store("p");
+    let now = Utc::now().timestamp();
+    store
+        .write_to_online_store(
+            "driver_hourly_stats",
+            &stats_frame(&[(1001, now, Some(now), 0.5, 0.75, 7)]),
+        )
+        .unwrap();
+    let rows = store
+        .get_online::<driver_hourly_stats>(&[Driver::from_key(1001), Driver::from_key(1002)])
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let row = rows[0].as_ref().expect("driver 1001 was written");
+    assert_eq!(row.driver, Driver { driver_id: 1001 });
+    assert_eq!(row.event_timestamp, Utc.timestamp_opt(now, 0).unwrap());
+    assert_eq!(
+        (row.conv_rate, row.acc_rate, row.avg_daily_trips),
+        (Some(0.5), Some(0.75), Some(7))
+    );
+    assert!(rows[1].is_none());
+}
+
+#[test]
+fn bad_frames_name_the_problem() {
+    let (_repo, store) = open_store("p");
+    let good = stats_frame(&[(1001, T, None, 0.5, 0.5, 1)]);
+
+    let err = store
+        .write_to_online_store("driver_hourly_stat", &good)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "unknown feature view `driver_hourly_stat`; feature views: driver_hourly_stats, driver_hourly_stats_stream"
+    );
+
+    let no_ts = good.drop("event_timestamp").unwrap();
+    let err = store
+        .write_to_online_store("driver_hourly_stats", &no_ts)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "view `driver_hourly_stats`: missing column `event_timestamp` (UnixTimestamp); the frame has: driver_id, created, conv_rate, acc_rate, avg_daily_trips"
+    );
+
+    let mut wrong = good.clone();
+    wrong
+        .with_column(Column::new("avg_daily_trips".into(), ["seven"]))
+        .unwrap();
+    let err = store
+        .write_to_online_store("driver_hourly_stats", &wrong)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "view `driver_hourly_stats`: column `avg_daily_trips` is str, which does not convert to Int64"
+    );
+
+    let mut null_key = good.clone();
+    null_key
+        .with_column(Column::new("driver_id".into(), [None::<i64>]))
+        .unwrap();
+    let err = store
+        .write_to_online_store("driver_hourly_stats", &null_key)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "view `driver_hourly_stats`: column `driver_id` has a null at row 0; a join key cannot be null"
+    );
+
+    // Nothing above was written.
+    assert_eq!(stored_marker(&store), None);
+}
