@@ -171,11 +171,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Parse {
         path: PathBuf,
-        #[source]
-        source: serde_yaml::Error,
+        error: serde_yaml::Error,
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -204,7 +203,7 @@ impl Repo {
         let config = RepoConfig::from_yaml(&text).map_err(|e| match e {
             ParseError::Yaml(source) => Error::Parse {
                 path: path.clone(),
-                source,
+                error: source,
             },
             ParseError::Invalid(message) => Error::Invalid {
                 path: path.clone(),

@@ -44,12 +44,8 @@ pub enum Error {
         first: String,
         second: String,
     },
-    #[error("view `{view}`: {source}")]
-    Frame {
-        view: String,
-        #[source]
-        source: FrameError,
-    },
+    #[error("view `{view}`: {error}")]
+    Frame { view: String, error: FrameError },
     #[error("entity rows: {0}")]
     EntityRows(String),
     #[error(transparent)]
@@ -236,7 +232,7 @@ impl FeatureStore {
     fn write_online(&self, view: &'static FeatureViewDef, df: &DataFrame) -> Result<WriteStats> {
         let batch = OnlineBatch::from_frame(view, df).map_err(|source| Error::Frame {
             view: view.name.to_owned(),
-            source,
+            error: source,
         })?;
         Ok(self.online.write(view, &batch)?)
     }
@@ -304,7 +300,7 @@ impl FeatureStore {
             offline_store::conform(rows, &validate::input_schema(view)).map_err(|source| {
                 Error::Frame {
                     view: view.name.to_owned(),
-                    source,
+                    error: source,
                 }
             })?;
         // Keep columns the input schema does not name (a batch source's extra
@@ -314,7 +310,7 @@ impl FeatureStore {
             if input.column(col.name()).is_err() {
                 input.with_column(col.clone()).map_err(|e| Error::Frame {
                     view: view.name.to_owned(),
-                    source: e.into(),
+                    error: e.into(),
                 })?;
             }
         }
@@ -353,7 +349,7 @@ impl FeatureStore {
             let rows = filter_time(&rows, view.event_timestamp_field(), start_us, end_us).map_err(
                 |source| Error::Frame {
                     view: view.name.to_owned(),
-                    source,
+                    error: source,
                 },
             )?;
             stats.rows_read += rows.height();
@@ -606,6 +602,12 @@ impl FeatureStore {
         filter_by_created_timestamp: bool,
     ) -> Result<DataFrame> {
         let resolved = self.resolve(features)?;
+        crate::frame::required_timestamps_us(
+            entity_df,
+            retrieval::ENTITY_TIMESTAMP,
+            "an entity row's timestamp",
+        )
+        .map_err(|e| Error::EntityRows(e.to_string()))?;
         if !full_feature_names {
             let mut seen: Vec<(&str, &str)> = Vec::new();
             for (view, names) in &resolved {
@@ -648,7 +650,7 @@ impl FeatureStore {
                 .map(|(v, _)| v.name)
                 .collect::<Vec<_>>()
                 .join(", "),
-            source,
+            error: source,
         })
     }
 }

@@ -27,6 +27,14 @@ pub enum FrameError {
         row: usize,
         what: &'static str,
     },
+    #[error(
+        "column `{column}` row {row}: `{value}` is not a timestamp (expected RFC 3339, like 2025-01-01T00:00:00Z)"
+    )]
+    BadTimestamp {
+        column: String,
+        row: usize,
+        value: String,
+    },
     #[error("{0}")]
     Polars(String),
 }
@@ -83,6 +91,7 @@ pub fn cast_to(col: &Column, ty: FeastType) -> Result<Column, FrameError> {
         (FeastType::Float32, g) => g.is_primitive_numeric(),
         (FeastType::UnixTimestamp, DataType::Datetime(_, _)) => true,
         (FeastType::UnixTimestamp, DataType::Date) => true,
+        (FeastType::UnixTimestamp, DataType::String) => return parse_timestamps(col),
         (FeastType::Array(_), DataType::List(_)) => true,
         _ => false,
     };
@@ -90,6 +99,41 @@ pub fn cast_to(col: &Column, ty: FeastType) -> Result<Column, FrameError> {
         return Err(wrong());
     }
     col.cast(&want).map_err(|_| wrong())
+}
+
+/// Parses RFC 3339 strings (`2025-01-01T00:00:00Z`, any offset) or naive
+/// `2025-01-01 00:00:00[.ffffff]` / `2025-01-01T00:00:00` taken as UTC.
+fn parse_timestamps(col: &Column) -> Result<Column, FrameError> {
+    let ca = col.str()?;
+    let mut out: Vec<Option<i64>> = Vec::with_capacity(ca.len());
+    for (row, s) in ca.iter().enumerate() {
+        let Some(s) = s else {
+            out.push(None);
+            continue;
+        };
+        let s = s.trim();
+        let parsed = chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_micros())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+                    .map(|t| t.and_utc().timestamp_micros())
+            })
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                    .map(|t| t.and_utc().timestamp_micros())
+            });
+        match parsed {
+            Ok(us) => out.push(Some(us)),
+            Err(_) => {
+                return Err(FrameError::BadTimestamp {
+                    column: col.name().to_string(),
+                    row,
+                    value: s.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(Column::new(col.name().clone(), out).cast(&FeastType::UnixTimestamp.dtype())?)
 }
 
 /// A timestamp column as microseconds since the epoch (UTC).

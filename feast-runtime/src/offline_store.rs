@@ -55,11 +55,10 @@ pub enum Error {
         missing: Vec<String>,
         extra: Vec<String>,
     },
-    #[error("batch source `{source_name}`: {source}")]
+    #[error("batch source `{source_name}`: {error}")]
     Frame {
         source_name: &'static str,
-        #[source]
-        source: FrameError,
+        error: FrameError,
     },
 }
 
@@ -149,7 +148,7 @@ pub fn read(repo_dir: &Path, source: &'static DataSourceDef) -> Result<DataFrame
         df.rename(from, PlSmallStr::from_static(to))
             .map_err(|e| Error::Frame {
                 source_name: source.name,
-                source: e.into(),
+                error: e.into(),
             })?;
     }
     Ok(df)
@@ -199,9 +198,9 @@ pub fn check_columns(source: &'static DataSourceDef, df: &DataFrame) -> Result<D
             extra,
         });
     }
-    conform(df, &schema).map_err(|e| Error::Frame {
+    conform(df, &schema).map_err(|error| Error::Frame {
         source_name: source.name,
-        source: e,
+        error,
     })
 }
 

@@ -13,11 +13,6 @@ pub fn timestamp_from_us(us: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// `(join key name, value)` of an entity.
-pub fn key_pair<E: Entity>(e: &E) -> (&'static str, JoinKeyValue<'_>) {
-    (E::DEF.join_key, e.key().value())
-}
-
 /// A row field's type, read from a stored `Value`.
 pub trait FromValue: Sized {
     fn from_value(v: Option<Value>) -> Result<Option<Self>, DecodeError>;
@@ -67,11 +62,6 @@ from_value! {
     Vec<Vec<u8>> => BytesList,
     Vec<bool> => BoolList,
     Vec<DateTime<Utc>> => UnixTimestampList(seconds_list),
-}
-
-/// `T::DEF` for an entity; the bound gives a spanned error on a wrong path.
-pub const fn entity<T: Entity>() -> &'static EntityDef {
-    T::DEF
 }
 
 /// `T::DEF` for a stream source (Kinesis or push).

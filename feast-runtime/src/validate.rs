@@ -13,12 +13,8 @@ use crate::definition::{BoxError, FeatureViewDef, FieldDef};
 /// A view function that failed on a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
-    #[error("the function of view `{view}` returned an error: {source}")]
-    Failed {
-        view: &'static str,
-        #[source]
-        source: BoxError,
-    },
+    #[error("the function of view `{view}` returned an error: {error}")]
+    Failed { view: &'static str, error: BoxError },
     #[error("the function of view `{view}` panicked: {message}")]
     Panicked { view: &'static str, message: String },
 }
@@ -30,9 +26,9 @@ pub fn run_transform(
 ) -> Result<DataFrame, TransformError> {
     match catch_unwind(AssertUnwindSafe(|| (view.transform)(df))) {
         Ok(Ok(out)) => Ok(out),
-        Ok(Err(source)) => Err(TransformError::Failed {
+        Ok(Err(error)) => Err(TransformError::Failed {
             view: view.name,
-            source,
+            error,
         }),
         Err(payload) => {
             let message = payload

@@ -1,5 +1,6 @@
 //! Writes the deterministic driver-stats data set as Parquet:
-//! `generate-driver-stats [--drivers N] [--hours H] [--start RFC3339] [--out PATH]`.
+//! `generate-driver-stats [--drivers N] [--hours H] [--start RFC3339] [--out PATH]`;
+//! by default 100 drivers over the last 48 hours.
 
 use std::process::ExitCode;
 
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let mut drivers = 100usize;
     let mut hours = 48usize;
-    let mut start: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().map_err(|e| format!("{e}"))?;
+    let mut start: Option<DateTime<Utc>> = None;
     let mut out = String::from("data/driver_stats.parquet/part-00000.parquet");
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -27,7 +28,7 @@ fn run() -> Result<(), String> {
         match flag.as_str() {
             "--drivers" => drivers = value()?.parse().map_err(|e| format!("--drivers: {e}"))?,
             "--hours" => hours = value()?.parse().map_err(|e| format!("--hours: {e}"))?,
-            "--start" => start = value()?.parse().map_err(|e| format!("--start: {e}"))?,
+            "--start" => start = Some(value()?.parse().map_err(|e| format!("--start: {e}"))?),
             "--out" => out = value()?,
             "-h" | "--help" => {
                 println!(
@@ -38,6 +39,13 @@ fn run() -> Result<(), String> {
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }
     }
+    // By default the data ends at the current hour, so it is fresh for the
+    // views' ttl.
+    let start = start.unwrap_or_else(|| {
+        let now = Utc::now().timestamp();
+        let hour = now - now.rem_euclid(3600);
+        DateTime::from_timestamp(hour - (hours as i64 - 1) * 3600, 0).unwrap_or_default()
+    });
     let t = std::time::Instant::now();
     let df = data::driver_stats(drivers, hours, start);
     feast_runtime::offline_store::write_file(std::path::Path::new(&out), &df)

@@ -106,7 +106,7 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
     };
     let entities = view.entities.iter().map(|e| {
         let path = &e.path;
-        quote_spanned!(path.span()=> #p::entity::<#path>())
+        quote_spanned!(path.span()=> <#path as #p::Entity>::DEF)
     });
     let schema = view.schema().iter().map(|f| {
         let (fname, ty) = (&f.name, f.ty.to_runtime(&krate));
@@ -143,11 +143,15 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
             }
         })
         .collect();
-    let key_pairs = accessors.iter().map(|a| {
-        if single {
-            quote!(#p::key_pair(#a))
-        } else {
-            quote!(#p::key_pair(&#a))
+    // Every use of an entity path is the same `<P as Entity>` projection at the
+    // path's span, so a wrong path gives rustc one (deduplicated) error.
+    let key_pairs = paths.iter().zip(&accessors).map(|(path, a)| {
+        let a = if single { quote!(#a) } else { quote!(&#a) };
+        quote_spanned! {path.span()=>
+            (
+                <#path as #p::Entity>::DEF.join_key,
+                #p::JoinKey::value(<#path as #p::Entity>::key(#a)),
+            )
         }
     });
     let row_keys = view.entities.iter().zip(&accessors).map(|(e, a)| {
