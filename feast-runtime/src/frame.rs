@@ -223,6 +223,15 @@ pub fn key_column(df: &DataFrame, name: &str, ty: FeastType) -> Result<KeyColumn
     })
 }
 
+/// Checks that a feature column exists and converts to its declared type.
+pub fn check_feature_column(df: &DataFrame, field: &FieldDef) -> Result<(), FrameError> {
+    let col = column(df, field.name, field.dtype)?;
+    if col.dtype() == &field.dtype.dtype() {
+        return Ok(());
+    }
+    cast_to(&col.slice(0, 0), field.dtype).map(|_| ())
+}
+
 /// Reads a feature column as online values; nulls become [`Value::Null`].
 pub fn feature_values(df: &DataFrame, field: &FieldDef) -> Result<Vec<Value>, FrameError> {
     let col = cast_to(column(df, field.name, field.dtype)?, field.dtype)?;

@@ -314,3 +314,168 @@ fn usage_errors_exit_2() {
         r.stderr
     );
 }
+
+#[test]
+fn the_store_commands_end_to_end() {
+    use feast_tests::stats_frame;
+    let repo = TempRepo::example();
+    let t0 = 1_736_467_200i64; // 2025-01-10T00:00:00Z
+    let rows = [
+        (1001, t0 - 7200, Some(t0 - 7200), 0.25f32, 0.5f32, 11i64),
+        (1001, t0 - 3600, Some(t0 - 3600), 0.5, 0.75, 12),
+        (1002, t0 - 3600, Some(t0 - 3600), 0.125, 0.25, 21),
+    ];
+    feast_runtime::offline_store::write_file(
+        &repo.path().join("data/driver_stats.parquet/part-0.parquet"),
+        &stats_frame(&rows),
+    )
+    .unwrap();
+
+    assert_eq!(run(EXAMPLE, repo.path(), &["apply"]).code, Some(0));
+    let r = run(
+        EXAMPLE,
+        repo.path(),
+        &[
+            "materialize",
+            "2025-01-09",
+            "2025-01-10T00:00:00Z",
+            "--views",
+            "driver_hourly_stats",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.starts_with("  driver_hourly_stats: 2 entities, 6 values written\nmaterialized 1 view up to 2025-01-10T00:00:00Z: 3 rows read in "), "{}", r.stdout);
+
+    // Far past the data, ttl (1 day) makes every value stale; Feast would still say PRESENT.
+    let r = run(
+        EXAMPLE,
+        repo.path(),
+        &[
+            "get-online",
+            "--features",
+            "driver_hourly_stats:avg_daily_trips",
+            "--entity",
+            "driver_id=1001,1002,7",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["metadata"]["feature_names"],
+        serde_json::json!(["driver_id", "avg_daily_trips"])
+    );
+    assert_eq!(
+        v["results"][1]["statuses"],
+        serde_json::json!(["OUTSIDE_MAX_AGE", "OUTSIDE_MAX_AGE", "NOT_FOUND"])
+    );
+    assert_eq!(
+        v["results"][1]["event_timestamps"][0],
+        "2025-01-09T23:00:00Z"
+    );
+
+    // Fresh rows written from CSV are served.
+    let now = feast_runtime::chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let csv = repo.path().join("fresh.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "driver_id,event_timestamp,conv_rate,acc_rate,avg_daily_trips\n1002,{now},0.5,0.5,99\n"
+        ),
+    )
+    .unwrap();
+    let r = run(
+        EXAMPLE,
+        repo.path(),
+        &["write-online", "driver_hourly_stats", "fresh.csv"],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = run(
+        EXAMPLE,
+        repo.path(),
+        &[
+            "get-online",
+            "--features",
+            "driver_hourly_stats:avg_daily_trips,driver_hourly_stats:conv_rate",
+            "--entity",
+            "driver_id=1002",
+        ],
+    );
+    assert_eq!(
+        r.stdout,
+        "driver_id  avg_daily_trips  conv_rate\n1002       99               0.5\n"
+    );
+
+    // Training data from a CSV entity file.
+    std::fs::write(repo.path().join("entities.csv"), "driver_id,event_timestamp\n1001,2025-01-09T23:30:00Z\n1001,2025-01-09T22:59:59Z\n1003,2025-01-09T23:30:00Z\n").unwrap();
+    let r = run(
+        EXAMPLE,
+        repo.path(),
+        &[
+            "get-historical",
+            "--entities",
+            "entities.csv",
+            "--features",
+            "driver_hourly_stats:avg_daily_trips",
+            "--output",
+            "out.parquet",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let out = feast_runtime::offline_store::read_file(&repo.path().join("out.parquet")).unwrap();
+    let got: Vec<Option<i64>> = out
+        .column("avg_daily_trips")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(got, [Some(12), Some(11), None]);
+
+    // Bad input is named, and exits 1.
+    let r = run(
+        EXAMPLE,
+        repo.path(),
+        &[
+            "get-online",
+            "--features",
+            "driver_hourly_stats:nope",
+            "--entity",
+            "driver_id=1",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            Some(1),
+            "error: unknown feature `nope` in view `driver_hourly_stats`; its features: conv_rate, acc_rate, avg_daily_trips\n"
+        )
+    );
+    let r = run(EXAMPLE, repo.path(), &["materialize", "yesterday", "now"]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.starts_with("error: invalid time `yesterday`"),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(EXAMPLE, repo.path(), &["teardown"]);
+    assert_eq!(r.stdout, "dropped the online tables of 2 feature views\n");
+    let r = run(
+        EXAMPLE,
+        repo.path(),
+        &[
+            "get-online",
+            "--features",
+            "driver_hourly_stats:avg_daily_trips",
+            "--entity",
+            "driver_id=1002",
+        ],
+    );
+    assert_eq!(
+        r.stdout,
+        "driver_id  avg_daily_trips\n1002       NOT_FOUND\n"
+    );
+}

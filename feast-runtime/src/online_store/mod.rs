@@ -10,7 +10,7 @@ pub mod sqlite;
 
 use std::collections::HashMap;
 
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, IdxCa, IdxSize};
 
 use crate::definition::{FeatureViewDef, JoinKeyValue};
 use crate::frame::{self, FrameError, KeyColumn};
@@ -54,14 +54,13 @@ impl OnlineBatch {
             Some(name) if df.column(name).is_ok() => frame::timestamps_us(df, name)?,
             _ => vec![None; df.height()],
         };
-        let features: Vec<(&'static str, Vec<Value>)> = view
-            .schema
-            .iter()
-            .map(|f| Ok((f.name, frame::feature_values(df, f)?)))
-            .collect::<Result<_, FrameError>>()?;
+        // Check every feature column before doing any work.
+        for f in view.schema {
+            frame::check_feature_column(df, f)?;
+        }
 
-        // Newest row per entity key.
-        let mut best: HashMap<Vec<u8>, usize> = HashMap::with_capacity(df.height());
+        // Newest row per entity key, decided on keys and timestamps alone.
+        let mut best: HashMap<Vec<u8>, usize> = HashMap::with_capacity(df.height().min(1 << 20));
         let mut buf = Vec::new();
         let mut pairs: Vec<(&str, JoinKeyValue<'_>)> = Vec::with_capacity(keys.len());
         for row in 0..df.height() {
@@ -83,28 +82,25 @@ impl OnlineBatch {
         }
         let mut chosen: Vec<(Vec<u8>, usize)> = best.into_iter().collect();
         chosen.sort_unstable();
-        let mut out = OnlineBatch {
-            entity_keys: Vec::with_capacity(chosen.len()),
-            event_ts: Vec::with_capacity(chosen.len()),
-            created_ts: Vec::with_capacity(chosen.len()),
-            features: features
-                .iter()
-                .map(|(n, _)| (*n, Vec::with_capacity(chosen.len())))
-                .collect(),
-        };
-        let mut columns: Vec<Vec<Option<Value>>> = features
-            .into_iter()
-            .map(|(_, vals)| vals.into_iter().map(Some).collect())
-            .collect();
-        for (key, row) in chosen {
-            out.entity_keys.push(key);
-            out.event_ts.push(event[row]);
-            out.created_ts.push(created[row]);
-            for (dst, src) in out.features.iter_mut().zip(columns.iter_mut()) {
-                dst.1.push(src[row].take().unwrap_or(Value::Null));
-            }
-        }
-        Ok(out)
+
+        // Only the chosen rows' features are read.
+        let idx = IdxCa::from_vec(
+            "row".into(),
+            chosen.iter().map(|(_, row)| *row as IdxSize).collect(),
+        );
+        let picked = df.take(&idx)?;
+        let features = view
+            .schema
+            .iter()
+            .map(|f| Ok((f.name, frame::feature_values(&picked, f)?)))
+            .collect::<Result<_, FrameError>>()?;
+        let (entity_keys, rows): (Vec<Vec<u8>>, Vec<usize>) = chosen.into_iter().unzip();
+        Ok(OnlineBatch {
+            entity_keys,
+            event_ts: rows.iter().map(|&r| event[r]).collect(),
+            created_ts: rows.iter().map(|&r| created[r]).collect(),
+            features,
+        })
     }
 }
 
