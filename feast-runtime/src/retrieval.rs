@@ -35,12 +35,27 @@ pub struct Options {
     pub filter_by_created_timestamp: bool,
 }
 
-fn keys_of(df: &DataFrame, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>, FrameError> {
+/// The entity key of every row: the integer itself for a view keyed by one
+/// integer join key (the common case, and much cheaper), else the serialized
+/// entity key.
+enum Keys {
+    Int(Vec<i64>),
+    Bytes(Vec<Vec<u8>>),
+}
+
+fn keys_of(df: &DataFrame, view: &FeatureViewDef) -> Result<Keys, FrameError> {
     let cols: Vec<(&str, KeyColumn)> = view
         .entities
         .iter()
         .map(|e| Ok((e.join_key, frame::key_column(df, e.join_key, e.value_type)?)))
         .collect::<Result<_, FrameError>>()?;
+    match cols.as_slice() {
+        [(_, KeyColumn::Int64(v))] => return Ok(Keys::Int(v.clone())),
+        [(_, KeyColumn::Int32(v))] => {
+            return Ok(Keys::Int(v.iter().map(|&x| i64::from(x)).collect()));
+        }
+        _ => {}
+    }
     let mut pairs: Vec<(&str, JoinKeyValue<'_>)> = Vec::with_capacity(cols.len());
     let mut out = Vec::with_capacity(df.height());
     for row in 0..df.height() {
@@ -50,7 +65,43 @@ fn keys_of(df: &DataFrame, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>, FrameE
         serialize_entity_key(&mut buf, &pairs);
         out.push(buf);
     }
-    Ok(out)
+    Ok(Keys::Bytes(out))
+}
+
+/// Candidate rows per key, each list sorted.
+fn index<K: std::hash::Hash + Eq>(
+    keys: impl Iterator<Item = K>,
+    event: &[i64],
+    created: &[i64],
+) -> HashMap<K, Candidates, foldhash::fast::RandomState> {
+    let mut index: HashMap<K, Candidates, foldhash::fast::RandomState> = HashMap::default();
+    for (i, key) in keys.enumerate() {
+        index
+            .entry(key)
+            .or_default()
+            .push((event[i], created[i], i as IdxSize));
+    }
+    for c in index.values_mut() {
+        c.sort_unstable();
+    }
+    index
+}
+
+/// The best candidate for an entity row at `t`.
+fn pick(cands: Option<&Candidates>, t: i64, ttl_us: i64, filter_created: bool) -> Option<IdxSize> {
+    let cands = cands?;
+    let lower = if ttl_us == 0 {
+        i64::MIN
+    } else {
+        t.saturating_sub(ttl_us)
+    };
+    let end = cands.partition_point(|c| c.0 <= t);
+    cands[..end]
+        .iter()
+        .rev()
+        .take_while(|c| c.0 >= lower)
+        .find(|c| !filter_created || c.1 <= t)
+        .map(|c| c.2)
 }
 
 /// Candidate rows of one entity: (event, created, row), sorted ascending.
@@ -83,39 +134,28 @@ pub fn point_in_time_join(
             _ => vec![i64::MIN; rows.height()],
         };
 
-        let mut index: HashMap<&[u8], Candidates> = HashMap::new();
-        for (i, key) in row_keys.iter().enumerate() {
-            index
-                .entry(key.as_slice())
-                .or_default()
-                .push((event[i], created[i], i as IdxSize));
-        }
-        for c in index.values_mut() {
-            c.sort_unstable();
-        }
-
         let ttl_us = i64::try_from(view.ttl_seconds)
             .unwrap_or(i64::MAX / 1_000_000)
             .saturating_mul(1_000_000);
-        let picks: IdxCa = entity_keys
-            .iter()
-            .zip(&entity_ts)
-            .map(|(key, &t)| {
-                let cands = index.get(key.as_slice())?;
-                let lower = if ttl_us == 0 {
-                    i64::MIN
-                } else {
-                    t.saturating_sub(ttl_us)
-                };
-                let end = cands.partition_point(|c| c.0 <= t);
-                cands[..end]
-                    .iter()
-                    .rev()
-                    .take_while(|c| c.0 >= lower)
-                    .find(|c| !opts.filter_by_created_timestamp || c.1 <= t)
-                    .map(|c| c.2)
-            })
-            .collect();
+        let filter = opts.filter_by_created_timestamp;
+        let picks: IdxCa = match (&entity_keys, &row_keys) {
+            (Keys::Int(ek), Keys::Int(rk)) => {
+                let idx = index(rk.iter().copied(), &event, &created);
+                ek.iter()
+                    .zip(&entity_ts)
+                    .map(|(k, &t)| pick(idx.get(k), t, ttl_us, filter))
+                    .collect()
+            }
+            (Keys::Bytes(ek), Keys::Bytes(rk)) => {
+                let idx = index(rk.iter().map(Vec::as_slice), &event, &created);
+                ek.iter()
+                    .zip(&entity_ts)
+                    .map(|(k, &t)| pick(idx.get(k.as_slice()), t, ttl_us, filter))
+                    .collect()
+            }
+            // Both sides are keyed by the same view's entities.
+            _ => unreachable!("entity and feature keys of one view have the same shape"),
+        };
 
         for name in &req.features {
             let col = rows.column(name).map_err(|_| FrameError::MissingColumn {

@@ -60,27 +60,34 @@ impl OnlineBatch {
         }
 
         // Newest row per entity key, decided on keys and timestamps alone.
-        let mut best: HashMap<Vec<u8>, usize> = HashMap::with_capacity(df.height().min(1 << 20));
-        let mut buf = Vec::new();
-        let mut pairs: Vec<(&str, JoinKeyValue<'_>)> = Vec::with_capacity(keys.len());
-        for row in 0..df.height() {
-            pairs.clear();
-            pairs.extend(keys.iter().map(|(name, col)| (*name, col.value(row))));
-            buf.clear();
-            serialize_entity_key(&mut buf, &pairs);
-            let rank = (event[row], created[row]);
-            match best.get_mut(buf.as_slice()) {
-                Some(prev) => {
-                    if rank >= (event[*prev], created[*prev]) {
-                        *prev = row;
-                    }
-                }
-                None => {
-                    best.insert(buf.clone(), row);
-                }
+        let rank = |row: usize| (event[row], created[row], row);
+        let rows: Vec<usize> = match keys.as_slice() {
+            [(_, KeyColumn::Int64(ids))] => newest_per_key(ids.iter().copied(), rank),
+            [(_, KeyColumn::Int32(ids))] => newest_per_key(ids.iter().copied(), rank),
+            _ => {
+                let mut pairs: Vec<(&str, JoinKeyValue<'_>)> = Vec::with_capacity(keys.len());
+                let encoded = (0..df.height()).map(|row| {
+                    pairs.clear();
+                    pairs.extend(keys.iter().map(|(name, col)| (*name, col.value(row))));
+                    let mut buf = Vec::with_capacity(40);
+                    serialize_entity_key(&mut buf, &pairs);
+                    buf
+                });
+                newest_per_key(encoded, rank)
             }
-        }
-        let mut chosen: Vec<(Vec<u8>, usize)> = best.into_iter().collect();
+        };
+        let mut chosen: Vec<(Vec<u8>, usize)> = rows
+            .into_iter()
+            .map(|row| {
+                let pairs: Vec<(&str, JoinKeyValue<'_>)> = keys
+                    .iter()
+                    .map(|(name, col)| (*name, col.value(row)))
+                    .collect();
+                let mut buf = Vec::with_capacity(40);
+                serialize_entity_key(&mut buf, &pairs);
+                (buf, row)
+            })
+            .collect();
         chosen.sort_unstable();
 
         // Only the chosen rows' features are read.
@@ -102,6 +109,24 @@ impl OnlineBatch {
             features,
         })
     }
+}
+
+/// The row with the highest rank for each distinct key.
+fn newest_per_key<K: std::hash::Hash + Eq>(
+    keys: impl Iterator<Item = K>,
+    rank: impl Fn(usize) -> (i64, Option<i64>, usize),
+) -> Vec<usize> {
+    let mut best: HashMap<K, usize, foldhash::fast::RandomState> = HashMap::default();
+    for (row, key) in keys.enumerate() {
+        best.entry(key)
+            .and_modify(|prev| {
+                if rank(row) > rank(*prev) {
+                    *prev = row;
+                }
+            })
+            .or_insert(row);
+    }
+    best.into_values().collect()
 }
 
 /// One entity's stored values for one view, in the requested feature order.
