@@ -63,7 +63,16 @@ fn sqlite_rows_are_feasts_layout_byte_for_byte() {
         "{sql}"
     );
 
-    let rows: Vec<(String, String, String, Option<String>, Option<Vec<u8>>, i64, i64)> = conn
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<Vec<u8>>,
+        i64,
+        i64,
+    );
+    let rows: Vec<Row> = conn
         .prepare("SELECT hex(entity_key), feature_name, hex(value), value_text, vector_value, event_ts, created_ts FROM driver_anchor_driver_hourly_stats ORDER BY feature_name")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))

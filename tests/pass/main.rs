@@ -3,6 +3,8 @@
 //! These are ordinary code compiled by this test target (not trybuild `pass`
 //! cases, which would build Polars a second time), so they run too.
 
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failure should stop loudly
+
 use feast_runtime::chrono::{DateTime, TimeZone, Utc};
 use feast_runtime::definition::{Entity, FeastType, FieldDef, SourceKind, ViewKind};
 use feast_runtime::prelude::*;

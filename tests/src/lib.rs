@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failure should stop loudly
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -8,6 +8,8 @@
 //! - historical retrieval of 100k entity rows over the 1M rows, with its peak
 //!   memory measured in a child process.
 
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failure should stop loudly
+
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -298,7 +300,9 @@ fn bare_rusqlite(path: &Path, df: &DataFrame) -> Duration {
         .iter()
         .flatten()
         .collect();
-    let mut rows: Vec<(Vec<u8>, [(&str, Vec<u8>, Option<String>); 3])> = ids
+    /// A feature's name, `Value` bytes and `value_text`.
+    type Encoded = (&'static str, Vec<u8>, Option<String>);
+    let mut rows: Vec<(Vec<u8>, [Encoded; 3])> = ids
         .iter()
         .enumerate()
         .map(|(i, id)| {
