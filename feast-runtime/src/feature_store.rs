@@ -184,6 +184,11 @@ impl FeatureStore {
         })
     }
 
+    /// The project name from `feature_store.yaml`.
+    pub fn project(&self) -> &str {
+        &self.repo.config.project
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

@@ -19,6 +19,7 @@ pub mod config;
 pub mod definition;
 pub mod feature_store;
 pub mod frame;
+pub mod ingest;
 pub mod offline_store;
 pub mod online_store;
 pub mod registry;

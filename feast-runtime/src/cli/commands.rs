@@ -63,6 +63,10 @@ pub(super) fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         } => store_commands::push(cli, out, push_source, file, to),
         Command::WriteOnline { view, file } => store_commands::write_online(cli, out, view, file),
         Command::Teardown => store_commands::teardown(cli, out),
+        #[cfg(feature = "kinesis")]
+        Command::Ingest(args) => super::ingest_commands::ingest(cli, out, args),
+        #[cfg(feature = "kinesis")]
+        Command::Produce(args) => super::ingest_commands::produce(cli, out, args),
     }
 }
 

@@ -7,6 +7,8 @@
 //! ```
 
 mod commands;
+#[cfg(feature = "kinesis")]
+mod ingest_commands;
 mod store_commands;
 
 pub use store_commands::{feast_json, value_json};
@@ -119,6 +121,12 @@ pub enum Command {
     },
     /// Drop the online store's tables of every view.
     Teardown,
+    /// Consume the Kinesis streams of the stream views into the stores.
+    #[cfg(feature = "kinesis")]
+    Ingest(ingest_commands::IngestArgs),
+    /// Put records on a Kinesis source's stream (synthetic, or lines of a file).
+    #[cfg(feature = "kinesis")]
+    Produce(ingest_commands::ProduceArgs),
 }
 
 /// Parses the process arguments, runs the command and maps the outcome to an

@@ -88,9 +88,13 @@ impl Builder {
             Builder::String(v) => Column::new(name, v),
             Builder::Bytes(v) => Column::new(name, v),
             Builder::Bool(v) => Column::new(name, v),
-            Builder::Timestamp(v) => Column::new(name, v).cast(&FeastType::UnixTimestamp.dtype())?,
+            Builder::Timestamp(v) => {
+                Column::new(name, v).cast(&FeastType::UnixTimestamp.dtype())?
+            }
             Builder::Array(ty, v) => {
-                let FeastType::Array(inner) = ty else { unreachable!("array builder") };
+                let FeastType::Array(inner) = ty else {
+                    unreachable!("array builder")
+                };
                 let series: Vec<Option<Series>> = v
                     .into_iter()
                     .map(|item| item.map(|json| array_series(*inner, &json)))
@@ -107,12 +111,48 @@ fn array_series(inner: FeastType, json: &serde_json::Value) -> Series {
     let items = json.as_array().cloned().unwrap_or_default();
     let name = PlSmallStr::EMPTY;
     match inner {
-        FeastType::Int32 => Series::new(name, items.iter().map(|v| v.as_i64().map(|x| x as i32)).collect::<Vec<_>>()),
-        FeastType::Int64 | FeastType::UnixTimestamp => Series::new(name, items.iter().map(serde_json::Value::as_i64).collect::<Vec<_>>()),
-        FeastType::Float32 => Series::new(name, items.iter().map(|v| v.as_f64().map(|x| x as f32)).collect::<Vec<_>>()),
-        FeastType::Float64 => Series::new(name, items.iter().map(serde_json::Value::as_f64).collect::<Vec<_>>()),
-        FeastType::Bool => Series::new(name, items.iter().map(serde_json::Value::as_bool).collect::<Vec<_>>()),
-        _ => Series::new(name, items.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Vec<_>>()),
+        FeastType::Int32 => Series::new(
+            name,
+            items
+                .iter()
+                .map(|v| v.as_i64().map(|x| x as i32))
+                .collect::<Vec<_>>(),
+        ),
+        FeastType::Int64 | FeastType::UnixTimestamp => Series::new(
+            name,
+            items
+                .iter()
+                .map(serde_json::Value::as_i64)
+                .collect::<Vec<_>>(),
+        ),
+        FeastType::Float32 => Series::new(
+            name,
+            items
+                .iter()
+                .map(|v| v.as_f64().map(|x| x as f32))
+                .collect::<Vec<_>>(),
+        ),
+        FeastType::Float64 => Series::new(
+            name,
+            items
+                .iter()
+                .map(serde_json::Value::as_f64)
+                .collect::<Vec<_>>(),
+        ),
+        FeastType::Bool => Series::new(
+            name,
+            items
+                .iter()
+                .map(serde_json::Value::as_bool)
+                .collect::<Vec<_>>(),
+        ),
+        _ => Series::new(
+            name,
+            items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -127,11 +167,17 @@ fn cell(ty: FeastType, v: &serde_json::Value) -> Result<Option<Cell>, String> {
             Cell::Int(x)
         }
         (FeastType::Int64, J::Number(n)) => Cell::Int(n.as_i64().ok_or("not an integer")?),
-        (FeastType::Float32 | FeastType::Float64, J::Number(n)) => Cell::Float(n.as_f64().ok_or("not a number")?),
+        (FeastType::Float32 | FeastType::Float64, J::Number(n)) => {
+            Cell::Float(n.as_f64().ok_or("not a number")?)
+        }
         (FeastType::String | FeastType::Bytes, J::String(s)) => Cell::Str(s.clone()),
         (FeastType::Bool, J::Bool(b)) => Cell::Bool(*b),
-        (FeastType::UnixTimestamp, J::String(s)) => Cell::Ts(parse_time(s).ok_or("not an ISO-8601 timestamp")?),
-        (FeastType::UnixTimestamp, J::Number(n)) => Cell::Ts(epoch_to_us(n.as_f64().ok_or("not a number")?)),
+        (FeastType::UnixTimestamp, J::String(s)) => {
+            Cell::Ts(parse_time(s).ok_or("not an ISO-8601 timestamp")?)
+        }
+        (FeastType::UnixTimestamp, J::Number(n)) => {
+            Cell::Ts(epoch_to_us(n.as_f64().ok_or("not a number")?))
+        }
         (FeastType::Array(_), J::Array(_)) => Cell::Json(v.clone()),
         _ => return Err(format!("expected {ty}, found {}", json_kind(v))),
     }))
@@ -152,8 +198,14 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 pub fn parse_time(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_micros())
-        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc().timestamp_micros()))
-        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc().timestamp_micros()))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|t| t.and_utc().timestamp_micros())
+        })
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+                .map(|t| t.and_utc().timestamp_micros())
+        })
         .ok()
 }
 
@@ -195,41 +247,71 @@ impl Decoder {
 
     /// Decodes a batch of records. Good records become rows of the frame (in
     /// order); bad ones are returned with their index and reason.
-    pub fn decode<'a>(&self, records: impl ExactSizeIterator<Item = &'a [u8]>) -> (DataFrame, Vec<Rejected>) {
+    pub fn decode<'a>(
+        &self,
+        records: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) -> (DataFrame, Vec<Rejected>) {
         let n = records.len();
-        let mut builders: Vec<Builder> = self.columns.iter().map(|(_, _, t)| Builder::new(*t, n)).collect();
+        let mut builders: Vec<Builder> = self
+            .columns
+            .iter()
+            .map(|(_, _, t)| Builder::new(*t, n))
+            .collect();
         let mut rejected = Vec::new();
         let mut row: Vec<Option<Cell>> = Vec::with_capacity(self.columns.len());
         let mut height = 0;
         'records: for (index, bytes) in records.enumerate() {
             if bytes.len() > MAX_RECORD_BYTES {
-                rejected.push(Rejected { index, reason: format!("record of {} bytes is over the {MAX_RECORD_BYTES}-byte limit", bytes.len()) });
+                rejected.push(Rejected {
+                    index,
+                    reason: format!(
+                        "record of {} bytes is over the {MAX_RECORD_BYTES}-byte limit",
+                        bytes.len()
+                    ),
+                });
                 continue;
             }
-            let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(bytes) {
-                Ok(serde_json::Value::Object(o)) => o,
-                Ok(other) => {
-                    rejected.push(Rejected { index, reason: format!("expected a JSON object, found {}", json_kind(&other)) });
-                    continue;
-                }
-                Err(e) => {
-                    rejected.push(Rejected { index, reason: format!("not JSON: {e}") });
-                    continue;
-                }
-            };
+            let obj: serde_json::Map<String, serde_json::Value> =
+                match serde_json::from_slice(bytes) {
+                    Ok(serde_json::Value::Object(o)) => o,
+                    Ok(other) => {
+                        rejected.push(Rejected {
+                            index,
+                            reason: format!("expected a JSON object, found {}", json_kind(&other)),
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        rejected.push(Rejected {
+                            index,
+                            reason: format!("not JSON: {e}"),
+                        });
+                        continue;
+                    }
+                };
             row.clear();
             for (field, column, ty) in &self.columns {
                 let value = obj.get(*field).unwrap_or(&serde_json::Value::Null);
                 let c = match cell(*ty, value) {
                     Ok(c) => c,
                     Err(why) => {
-                        rejected.push(Rejected { index, reason: format!("field `{field}`: {why}") });
+                        rejected.push(Rejected {
+                            index,
+                            reason: format!("field `{field}`: {why}"),
+                        });
                         continue 'records;
                     }
                 };
                 if c.is_none() && self.required.contains(column) {
-                    let what = if value.is_null() && !obj.contains_key(*field) { "missing" } else { "null" };
-                    rejected.push(Rejected { index, reason: format!("field `{field}` is {what}; it is required") });
+                    let what = if value.is_null() && !obj.contains_key(*field) {
+                        "missing"
+                    } else {
+                        "null"
+                    };
+                    rejected.push(Rejected {
+                        index,
+                        reason: format!("field `{field}` is {what}; it is required"),
+                    });
                     continue 'records;
                 }
                 row.push(c);

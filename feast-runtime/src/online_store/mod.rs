@@ -165,10 +165,36 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A stream position to commit together with a batch's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointUpdate<'a> {
+    /// The ingesting application (the project).
+    pub consumer: &'a str,
+    pub stream: &'a str,
+    pub shard: &'a str,
+    /// The last sequence number the batch covers.
+    pub sequence_number: Option<&'a str>,
+    /// The shard is closed and read to its end.
+    pub finished: bool,
+}
+
+pub use crate::ingest::checkpoint::Checkpoint;
+
 /// The operations every online store provides.
 pub trait OnlineStore: Send + Sync {
     /// Writes a batch; a value is only replaced by a newer one.
     fn write(&self, view: &FeatureViewDef, batch: &OnlineBatch) -> Result<WriteStats>;
+
+    /// Writes several views' batches and, if given, a checkpoint, so that the
+    /// checkpoint never runs ahead of the rows (on SQLite: one transaction).
+    fn write_batches(
+        &self,
+        writes: &[(&FeatureViewDef, &OnlineBatch)],
+        checkpoint: Option<&CheckpointUpdate<'_>>,
+    ) -> Result<Vec<WriteStats>>;
+
+    /// A shard's committed position.
+    fn checkpoint(&self, consumer: &str, stream: &str, shard: &str) -> Result<Option<Checkpoint>>;
 
     /// Reads `features` of `view` for each serialized entity key, in order.
     fn read(

@@ -13,8 +13,11 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::encoding::{Value, value_text};
-use super::{Error, OnlineBatch, OnlineStore, Result, StoredRow, WriteStats};
+use super::{
+    Checkpoint, CheckpointUpdate, Error, OnlineBatch, OnlineStore, Result, StoredRow, WriteStats,
+};
 use crate::definition::FeatureViewDef;
+use crate::ingest::checkpoint;
 
 /// The SQLite online store.
 #[derive(Debug)]
@@ -50,6 +53,7 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS {STATE_TABLE} (project TEXT, feature_view TEXT, end_us INTEGER, PRIMARY KEY (project, feature_view))"
         ))
         .map_err(open_err)?;
+        checkpoint::create(&conn).map_err(open_err)?;
         Ok(SqliteStore {
             project: project.to_owned(),
             path: path.to_owned(),
@@ -156,6 +160,34 @@ impl OnlineStore for SqliteStore {
     fn write(&self, view: &FeatureViewDef, batch: &OnlineBatch) -> Result<WriteStats> {
         let table = self.table_name(view.name);
         self.transaction(|tx| Self::write_in(tx, &table, batch))
+    }
+
+    fn write_batches(
+        &self,
+        writes: &[(&FeatureViewDef, &OnlineBatch)],
+        cp: Option<&CheckpointUpdate<'_>>,
+    ) -> Result<Vec<WriteStats>> {
+        self.transaction(|tx| {
+            let mut stats = Vec::with_capacity(writes.len());
+            for (view, batch) in writes {
+                stats.push(Self::write_in(tx, &self.table_name(view.name), batch)?);
+            }
+            if let Some(c) = cp {
+                checkpoint::save(
+                    tx,
+                    c.consumer,
+                    c.stream,
+                    c.shard,
+                    c.sequence_number,
+                    c.finished,
+                )?;
+            }
+            Ok(stats)
+        })
+    }
+
+    fn checkpoint(&self, consumer: &str, stream: &str, shard: &str) -> Result<Option<Checkpoint>> {
+        Ok(checkpoint::load(&self.conn(), consumer, stream, shard)?)
     }
 
     fn read(

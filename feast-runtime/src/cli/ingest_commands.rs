@@ -1,0 +1,293 @@
+//! `ingest` and `produce`: the Kinesis side of the CLI.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::sync::watch;
+
+use super::Cli;
+use super::store_commands::{open, parse_time};
+use crate::definition::{FeastType, SourceKind};
+use crate::feature_store::PushMode;
+use crate::ingest::kinesis::{self, IngestOptions, StartFrom};
+use crate::ingest::metrics::Metrics;
+
+/// Arguments of `ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Only these stream views (repeatable); default: every view on a Kinesis source.
+    #[arg(long = "view")]
+    pub views: Vec<String>,
+    /// online, offline or online-and-offline.
+    #[arg(long, default_value = "online")]
+    pub to: String,
+    /// Where a shard without a checkpoint starts: trim-horizon, latest or at-timestamp.
+    #[arg(long, default_value = "trim-horizon")]
+    pub from: String,
+    /// The time for `--from at-timestamp` (RFC 3339).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Stop once every shard reports no lag.
+    #[arg(long)]
+    pub until_caught_up: bool,
+    /// Records per micro-batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    /// Write a partial batch after this many milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub max_batch_latency_ms: u64,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9108).
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
+    /// The Kinesis endpoint (default: AWS_ENDPOINT_URL_KINESIS or AWS).
+    #[arg(long, env = "FEAST_KINESIS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+}
+
+/// Arguments of `produce`.
+#[derive(Debug, clap::Args)]
+pub struct ProduceArgs {
+    /// The Kinesis source whose stream receives the records.
+    #[arg(long)]
+    pub source: String,
+    /// Synthetic records to put (ignored with --file).
+    #[arg(long, default_value_t = 1000)]
+    pub records: usize,
+    /// Distinct join-key values (1001, 1002, ...).
+    #[arg(long, default_value_t = 100)]
+    pub keys: usize,
+    /// Create the stream with this many shards if it does not exist.
+    #[arg(long, default_value_t = 1)]
+    pub shards: i32,
+    /// Put the lines of this file (one record each) instead of synthetic records.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+    #[arg(long, env = "FEAST_KINESIS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub(super) fn ingest(
+    cli: &Cli,
+    out: &mut impl Write,
+    args: &IngestArgs,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let to: PushMode = args.to.parse().map_err(anyhow::Error::msg)?;
+    let from = match (args.from.as_str(), &args.at) {
+        ("trim-horizon", _) => StartFrom::TrimHorizon,
+        ("latest", _) => StartFrom::Latest,
+        ("at-timestamp", Some(t)) => StartFrom::AtTimestamp(parse_time(t)?),
+        ("at-timestamp", None) => bail!("--from at-timestamp needs --at TIME"),
+        (other, _) => {
+            bail!("unknown --from `{other}`; expected trim-horizon, latest or at-timestamp")
+        }
+    };
+    let store = Arc::new(open(cli)?);
+    let opts = IngestOptions {
+        views: args.views.clone(),
+        to,
+        from,
+        until_caught_up: args.until_caught_up,
+        batch_size: args.batch_size,
+        max_batch_latency: Duration::from_millis(args.max_batch_latency_ms),
+        endpoint_url: args.endpoint_url.clone(),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let rt = runtime()?;
+    let summary = rt.block_on(async {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(addr) = &args.metrics_addr {
+            serve_metrics(addr, metrics.clone()).await?;
+        }
+        tokio::spawn(watch_signals(stop_tx));
+        let progress = tokio::spawn(log_progress(metrics.clone()));
+        let result = kinesis::ingest(store, opts, metrics.clone(), stop_rx).await;
+        progress.abort();
+        anyhow::Ok(result?)
+    })?;
+    // Shard tasks have flushed; don't wait for idle background work.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    writeln!(
+        out,
+        "ingested {} records ({} dead-lettered) from {} shards, wrote {} feature rows in {:.2?}",
+        summary.records,
+        summary.dead_lettered,
+        summary.shards,
+        summary.rows_written,
+        started.elapsed()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or SIGINT: stop fetching, flush, checkpoint, exit.
+async fn watch_signals(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = Arc::new(stop);
+    for kind in [SignalKind::terminate(), SignalKind::interrupt()] {
+        let Ok(mut sig) = signal(kind) else { continue };
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if sig.recv().await.is_some() {
+                eprintln!("stopping: flushing pending batches and checkpoints");
+                let _ = stop.send(true);
+            }
+        });
+    }
+}
+
+async fn log_progress(metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (records, dead) = metrics.totals();
+        eprintln!(
+            "progress: {records} records in, {dead} dead-lettered, {} feature rows written",
+            metrics.rows_written()
+        );
+    }
+}
+
+/// A minimal HTTP responder: every request gets the metrics.
+async fn serve_metrics(addr: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let m = metrics.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await;
+                let body = m.render();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+pub(super) fn produce(
+    cli: &Cli,
+    out: &mut impl Write,
+    args: &ProduceArgs,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let store = open(cli)?;
+    let source = store
+        .registry()
+        .data_source(&args.source)
+        .with_context(|| format!("unknown data source `{}`", args.source))?;
+    let SourceKind::Kinesis {
+        stream_name,
+        region,
+        ..
+    } = source.kind
+    else {
+        bail!("data source `{}` is not a Kinesis source", args.source);
+    };
+    let key_columns: Vec<&str> = store
+        .registry()
+        .feature_views()
+        .filter(|v| std::ptr::eq(v.source, source))
+        .flat_map(|v| v.entities.iter().map(|e| e.join_key))
+        .collect();
+    let records: Vec<(String, Vec<u8>)> = match &args.file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .enumerate()
+            .map(|(i, l)| (format!("line-{i}"), l.as_bytes().to_vec()))
+            .collect(),
+        None => synthetic(source.raw_schema(), &key_columns, args.records, args.keys),
+    };
+    let n = records.len();
+    let rt = runtime()?;
+    let put = rt.block_on(async {
+        let client = kinesis::client(region, args.endpoint_url.as_deref()).await;
+        kinesis::ensure_stream(&client, stream_name, args.shards)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        kinesis::put_records(&client, stream_name, records)
+            .await
+            .map_err(anyhow::Error::msg)
+    })?;
+    writeln!(
+        out,
+        "put {put} of {n} records on stream {stream_name} in {:.2?}",
+        started.elapsed()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Synthetic JSON records for a schema: join keys cycle through `keys`
+/// values from 1001, timestamps are now (one microsecond apart), numbers are
+/// pseudo-random.
+pub(super) fn synthetic(
+    schema: &[crate::definition::FieldDef],
+    key_columns: &[&str],
+    records: usize,
+    keys: usize,
+) -> Vec<(String, Vec<u8>)> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut out = Vec::with_capacity(records);
+    for i in 0..records {
+        let key = 1001 + (i % keys.max(1)) as i64;
+        let mut obj = serde_json::Map::new();
+        for f in schema {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = if key_columns.contains(&f.name) {
+                match f.dtype {
+                    FeastType::String => serde_json::json!(key.to_string()),
+                    _ => serde_json::json!(key),
+                }
+            } else {
+                match f.dtype {
+                    FeastType::Int32 | FeastType::Int64 => serde_json::json!(x % 1000),
+                    FeastType::Float32 | FeastType::Float64 => {
+                        serde_json::json!((x >> 11) as f64 / (1u64 << 53) as f64)
+                    }
+                    FeastType::Bool => serde_json::json!(x % 2 == 0),
+                    FeastType::UnixTimestamp => {
+                        let t =
+                            chrono::DateTime::<chrono::Utc>::from_timestamp_micros(now + i as i64)
+                                .unwrap_or_default();
+                        serde_json::json!(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                    }
+                    FeastType::String | FeastType::Bytes => {
+                        serde_json::json!(format!("s{}", x % 1000))
+                    }
+                    FeastType::Array(_) => serde_json::json!([]),
+                }
+            };
+            obj.insert(f.name.to_owned(), v);
+        }
+        out.push((
+            key.to_string(),
+            serde_json::to_vec(&serde_json::Value::Object(obj)).unwrap_or_default(),
+        ));
+    }
+    out
+}

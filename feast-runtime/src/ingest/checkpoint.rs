@@ -1,0 +1,145 @@
+//! Kinesis checkpoints, kept in the embedded store's SQLite database and
+//! committed in the same transaction as the feature rows they cover: after a
+//! crash a batch is either fully applied with its checkpoint or not at all.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+const TABLE: &str = "feast_rs_kinesis_checkpoints";
+
+/// Where a shard's reading stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The last sequence number whose effects are committed.
+    pub sequence_number: Option<String>,
+    /// The shard is closed and was read to its end.
+    pub finished: bool,
+}
+
+pub fn create(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {TABLE} (
+            consumer TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            shard_id TEXT NOT NULL,
+            sequence_number TEXT,
+            finished INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (consumer, stream, shard_id)
+        )"
+    ))
+}
+
+pub fn load(
+    conn: &Connection,
+    consumer: &str,
+    stream: &str,
+    shard: &str,
+) -> rusqlite::Result<Option<Checkpoint>> {
+    conn.query_row(
+        &format!("SELECT sequence_number, finished FROM {TABLE} WHERE consumer = ?1 AND stream = ?2 AND shard_id = ?3"),
+        params![consumer, stream, shard],
+        |r| {
+            Ok(Checkpoint {
+                sequence_number: r.get(0)?,
+                finished: r.get::<_, i64>(1)? != 0,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Records progress; a sequence number never moves backwards (sequence
+/// numbers of one shard compare by length, then digits).
+pub fn save(
+    conn: &Connection,
+    consumer: &str,
+    stream: &str,
+    shard: &str,
+    sequence_number: Option<&str>,
+    finished: bool,
+) -> rusqlite::Result<()> {
+    let now = chrono::Utc::now().to_rfc3339();
+    conn.execute(
+        &format!(
+            "INSERT INTO {TABLE} (consumer, stream, shard_id, sequence_number, finished, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (consumer, stream, shard_id) DO UPDATE SET
+                sequence_number = CASE
+                    WHEN excluded.sequence_number IS NULL THEN {TABLE}.sequence_number
+                    WHEN {TABLE}.sequence_number IS NULL THEN excluded.sequence_number
+                    WHEN length(excluded.sequence_number) > length({TABLE}.sequence_number)
+                      OR (length(excluded.sequence_number) = length({TABLE}.sequence_number)
+                          AND excluded.sequence_number > {TABLE}.sequence_number)
+                    THEN excluded.sequence_number
+                    ELSE {TABLE}.sequence_number END,
+                finished = max({TABLE}.finished, excluded.finished),
+                updated_at = excluded.updated_at"
+        ),
+        params![
+            consumer,
+            stream,
+            shard,
+            sequence_number,
+            i64::from(finished),
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_never_move_backwards() {
+        let conn = Connection::open_in_memory().unwrap();
+        create(&conn).unwrap();
+        assert_eq!(load(&conn, "c", "s", "shard-0").unwrap(), None);
+        save(
+            &conn,
+            "c",
+            "s",
+            "shard-0",
+            Some("49590338271490256608559692538361571095921575989136588898"),
+            false,
+        )
+        .unwrap();
+        // Shorter is older, whatever its digits.
+        save(&conn, "c", "s", "shard-0", Some("99"), false).unwrap();
+        save(
+            &conn,
+            "c",
+            "s",
+            "shard-0",
+            Some("49590338271490256608559692538361571095921575989136588897"),
+            false,
+        )
+        .unwrap();
+        save(&conn, "c", "s", "shard-0", None, true).unwrap();
+        assert_eq!(
+            load(&conn, "c", "s", "shard-0").unwrap(),
+            Some(Checkpoint {
+                sequence_number: Some(
+                    "49590338271490256608559692538361571095921575989136588898".into()
+                ),
+                finished: true
+            })
+        );
+        save(
+            &conn,
+            "c",
+            "s",
+            "shard-0",
+            Some("49590338271490256608559692538361571095921575989136588899"),
+            false,
+        )
+        .unwrap();
+        let c = load(&conn, "c", "s", "shard-0").unwrap().unwrap();
+        assert_eq!(
+            c.sequence_number.as_deref(),
+            Some("49590338271490256608559692538361571095921575989136588899")
+        );
+        assert!(c.finished, "finished stays set");
+    }
+}
