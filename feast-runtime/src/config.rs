@@ -30,6 +30,25 @@ pub struct RepoConfig {
     /// Only version 3 (Feast's default) is written and read.
     #[serde(default = "default_key_version")]
     pub entity_key_serialization_version: u32,
+    /// How `ingest` reaches Kinesis (a feast-rs key; Feast runs no ingestion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis: Option<KinesisConfig>,
+}
+
+/// `kinesis:`, for `ingest` and `produce`.
+///
+/// The endpoint is taken from, in order: `--endpoint-url` (or
+/// `FEAST_KINESIS_ENDPOINT_URL`); aws-config's own chain
+/// (`AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL`); this key; AWS itself.
+/// Region and credentials always come from aws-config's chain, the source's
+/// `region` being the default region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisConfig {
+    /// A Kinesis-compatible endpoint, such as a local emulator's
+    /// `http://127.0.0.1:4567`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
 }
 
 fn default_key_version() -> u32 {

@@ -193,6 +193,11 @@ impl FeatureStore {
         &self.registry
     }
 
+    /// The repository's `feature_store.yaml`.
+    pub fn config(&self) -> &crate::config::RepoConfig {
+        &self.repo.config
+    }
+
     pub fn repo_dir(&self) -> &Path {
         &self.repo.dir
     }

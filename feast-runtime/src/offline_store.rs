@@ -256,6 +256,43 @@ pub fn append(
     Ok(target)
 }
 
+/// Removes the files of a batch source directory whose names `doomed`
+/// picks, and returns how many went. A source with no directory yet has
+/// nothing to remove.
+pub fn remove_files(
+    repo_dir: &Path,
+    source: &'static DataSourceDef,
+    doomed: impl Fn(&str) -> bool,
+) -> Result<usize, Error> {
+    let dir = source_path(repo_dir, source);
+    if !dir.is_dir() {
+        return Ok(0);
+    }
+    let write_err = |path: &Path, e: std::io::Error| Error::Write {
+        source_name: source.name,
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&dir).map_err(|e| write_err(&dir, e))? {
+        let path = entry.map_err(|e| write_err(&dir, e))?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(&doomed)
+        {
+            std::fs::remove_file(&path).map_err(|e| write_err(&path, e))?;
+            removed += 1;
+        }
+    }
+    if removed > 0
+        && let Ok(d) = File::open(&dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(removed)
+}
+
 /// Writes a frame to a Parquet file at `path` (temporary name, sync, rename).
 pub fn write_file(path: &Path, df: &DataFrame) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

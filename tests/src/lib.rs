@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failure should stop loudly
 
+pub mod fault_proxy;
+pub mod kinesis;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

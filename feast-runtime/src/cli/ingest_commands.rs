@@ -42,9 +42,19 @@ pub struct IngestArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9108).
     #[arg(long)]
     pub metrics_addr: Option<String>,
-    /// The Kinesis endpoint (default: AWS_ENDPOINT_URL_KINESIS or AWS).
+    /// The Kinesis endpoint (default: AWS_ENDPOINT_URL_KINESIS, then
+    /// `kinesis.endpoint_url` in feature_store.yaml, then AWS).
     #[arg(long, env = "FEAST_KINESIS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
+    /// After SIGTERM or SIGINT, exit with an error if flushing takes longer.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+    /// Dead-letter records larger than this many bytes.
+    #[arg(long, default_value_t = crate::ingest::decode::MAX_RECORD_BYTES)]
+    pub max_record_bytes: usize,
+    /// Seconds between reads of the shard list (to find new shards).
+    #[arg(long, default_value_t = 10)]
+    pub shard_discovery_interval_secs: u64,
 }
 
 /// Arguments of `produce`.
@@ -91,7 +101,14 @@ pub(super) fn ingest(
             bail!("unknown --from `{other}`; expected trim-horizon, latest or at-timestamp")
         }
     };
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
     let store = Arc::new(open(cli)?);
+    let endpoint_url = kinesis::endpoint_url(
+        args.endpoint_url.as_deref(),
+        store.config().kinesis.as_ref(),
+    );
     let opts = IngestOptions {
         views: args.views.clone(),
         to,
@@ -99,23 +116,34 @@ pub(super) fn ingest(
         until_caught_up: args.until_caught_up,
         batch_size: args.batch_size,
         max_batch_latency: Duration::from_millis(args.max_batch_latency_ms),
-        endpoint_url: args.endpoint_url.clone(),
+        endpoint_url,
+        shard_discovery_interval: Duration::from_secs(args.shard_discovery_interval_secs.max(1)),
+        max_record_bytes: args.max_record_bytes,
     };
+    let deadline = Duration::from_secs(args.shutdown_timeout_secs);
     let metrics = Arc::new(Metrics::default());
     let rt = runtime()?;
-    let summary = rt.block_on(async {
+    let result = rt.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(false);
         if let Some(addr) = &args.metrics_addr {
             serve_metrics(addr, metrics.clone()).await?;
         }
-        tokio::spawn(watch_signals(stop_tx));
+        watch_signals(stop_tx);
         let progress = tokio::spawn(log_progress(metrics.clone()));
-        let result = kinesis::ingest(store, opts, metrics.clone(), stop_rx).await;
+        let ingest = kinesis::ingest(store, opts, metrics.clone(), stop_rx.clone());
+        let result = tokio::select! {
+            r = ingest => r.map_err(anyhow::Error::from),
+            () = deadline_after_stop(stop_rx, deadline) => Err(anyhow::anyhow!(
+                "ingestion did not stop within {deadline:?} of the signal; exiting without the batches still being written (their records are read again on the next run)"
+            )),
+        };
         progress.abort();
-        anyhow::Ok(result?)
-    })?;
-    // Shard tasks have flushed; don't wait for idle background work.
+        result
+    });
+    // Shard tasks have flushed (or the deadline passed): don't wait for
+    // idle background work.
     rt.shutdown_timeout(Duration::from_secs(1));
+    let summary = result?;
     writeln!(
         out,
         "ingested {} records ({} dead-lettered) from {} shards, wrote {} feature rows in {:.2?}",
@@ -128,41 +156,75 @@ pub(super) fn ingest(
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM or SIGINT: stop fetching, flush, checkpoint, exit.
-async fn watch_signals(stop: watch::Sender<bool>) {
+/// Resolves `deadline` after the run is asked to stop.
+async fn deadline_after_stop(mut stop: watch::Receiver<bool>, deadline: Duration) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(deadline).await;
+}
+
+/// SIGTERM or SIGINT: stop fetching, flush, checkpoint, exit. A second
+/// signal exits at once; nothing committed is lost (uncommitted batches are
+/// read again on the next run).
+fn watch_signals(stop: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let stop = Arc::new(stop);
-    for kind in [SignalKind::terminate(), SignalKind::interrupt()] {
-        let Ok(mut sig) = signal(kind) else { continue };
-        let stop = stop.clone();
+    let signals: Vec<_> = [SignalKind::terminate(), SignalKind::interrupt()]
+        .into_iter()
+        .filter_map(|kind| signal(kind).ok())
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    for mut sig in signals {
+        let tx = tx.clone();
         tokio::spawn(async move {
-            if sig.recv().await.is_some() {
-                eprintln!("stopping: flushing pending batches and checkpoints");
-                let _ = stop.send(true);
+            while sig.recv().await.is_some() {
+                if tx.send(()).is_err() {
+                    break;
+                }
             }
         });
     }
+    tokio::spawn(async move {
+        if rx.recv().await.is_some() {
+            eprintln!(
+                "stopping: flushing pending batches and checkpoints (signal again to exit now)"
+            );
+            let _ = stop.send(true);
+        }
+        if rx.recv().await.is_some() {
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
+        }
+    });
 }
 
+/// One line every ten seconds: totals, rate and lag.
 async fn log_progress(metrics: Arc<Metrics>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let period = Duration::from_secs(10);
+    let mut tick = tokio::time::interval(period);
     tick.tick().await;
+    let mut last = 0;
     loop {
         tick.tick().await;
         let (records, dead) = metrics.totals();
         eprintln!(
-            "progress: {records} records in, {dead} dead-lettered, {} feature rows written",
-            metrics.rows_written()
+            "progress: {records} records in ({:.0}/s), {dead} dead-lettered, {} feature rows written, max {} ms behind latest",
+            (records - last) as f64 / period.as_secs_f64(),
+            metrics.rows_written(),
+            metrics.max_behind_ms(),
         );
+        last = records;
     }
 }
 
-/// A minimal HTTP responder: every request gets the metrics.
+/// A minimal HTTP/1.1 responder: `GET /metrics` gets the metrics in
+/// Prometheus' text format, anything else a 404.
 async fn serve_metrics(addr: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving metrics at /metrics");
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
@@ -170,15 +232,38 @@ async fn serve_metrics(addr: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> 
             };
             let m = metrics.clone();
             tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let _ = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await;
-                let body = m.render();
+                let mut buf = [0u8; 4096];
+                let mut len = 0;
+                // The request line is enough; give up on a slow client.
+                let read = tokio::time::timeout(Duration::from_secs(5), async {
+                    while len < buf.len() {
+                        match sock.read(&mut buf[len..]).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => len += n,
+                        }
+                        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                if read.is_err() {
+                    return;
+                }
+                let request = String::from_utf8_lossy(&buf[..len]);
+                let target = request.split_whitespace().nth(1).unwrap_or("");
+                let (status, body) = if target == "/metrics" || target.starts_with("/metrics?") {
+                    ("200 OK", m.render())
+                } else {
+                    ("404 Not Found", "metrics are at /metrics\n".to_owned())
+                };
                 let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()
                 );
                 let _ = sock.write_all(head.as_bytes()).await;
                 let _ = sock.write_all(body.as_bytes()).await;
+                let _ = sock.shutdown().await;
             });
         }
     });
@@ -221,9 +306,13 @@ pub(super) fn produce(
         None => synthetic(source.raw_schema(), &key_columns, args.records, args.keys),
     };
     let n = records.len();
+    let endpoint_url = kinesis::endpoint_url(
+        args.endpoint_url.as_deref(),
+        store.config().kinesis.as_ref(),
+    );
     let rt = runtime()?;
     let put = rt.block_on(async {
-        let client = kinesis::client(region, args.endpoint_url.as_deref()).await;
+        let client = kinesis::client(region, endpoint_url.as_deref()).await;
         kinesis::ensure_stream(&client, stream_name, args.shards)
             .await
             .map_err(anyhow::Error::msg)?;
@@ -269,7 +358,7 @@ pub(super) fn synthetic(
                     FeastType::Float32 | FeastType::Float64 => {
                         serde_json::json!((x >> 11) as f64 / (1u64 << 53) as f64)
                     }
-                    FeastType::Bool => serde_json::json!(x % 2 == 0),
+                    FeastType::Bool => serde_json::json!(x.is_multiple_of(2)),
                     FeastType::UnixTimestamp => {
                         let t =
                             chrono::DateTime::<chrono::Utc>::from_timestamp_micros(now + i as i64)

@@ -13,6 +13,10 @@ pub struct Checkpoint {
     pub sequence_number: Option<String>,
     /// The shard is closed and was read to its end.
     pub finished: bool,
+    /// Records committed so far (dead-lettered ones included): each batch
+    /// adds its count in the transaction that commits it, so the total is
+    /// exactly the records read, once each.
+    pub records: u64,
 }
 
 pub fn create(conn: &Connection) -> rusqlite::Result<()> {
@@ -23,6 +27,7 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
             shard_id TEXT NOT NULL,
             sequence_number TEXT,
             finished INTEGER NOT NULL DEFAULT 0,
+            records INTEGER NOT NULL DEFAULT 0,
             updated_at TEXT NOT NULL,
             PRIMARY KEY (consumer, stream, shard_id)
         )"
@@ -36,20 +41,22 @@ pub fn load(
     shard: &str,
 ) -> rusqlite::Result<Option<Checkpoint>> {
     conn.query_row(
-        &format!("SELECT sequence_number, finished FROM {TABLE} WHERE consumer = ?1 AND stream = ?2 AND shard_id = ?3"),
+        &format!("SELECT sequence_number, finished, records FROM {TABLE} WHERE consumer = ?1 AND stream = ?2 AND shard_id = ?3"),
         params![consumer, stream, shard],
         |r| {
             Ok(Checkpoint {
                 sequence_number: r.get(0)?,
                 finished: r.get::<_, i64>(1)? != 0,
+                records: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
             })
         },
     )
     .optional()
 }
 
-/// Records progress; a sequence number never moves backwards (sequence
-/// numbers of one shard compare by length, then digits).
+/// Records progress over `records` more records; a sequence number never
+/// moves backwards (sequence numbers of one shard compare by length, then
+/// digits).
 pub fn save(
     conn: &Connection,
     consumer: &str,
@@ -57,12 +64,13 @@ pub fn save(
     shard: &str,
     sequence_number: Option<&str>,
     finished: bool,
+    records: u64,
 ) -> rusqlite::Result<()> {
     let now = chrono::Utc::now().to_rfc3339();
     conn.execute(
         &format!(
-            "INSERT INTO {TABLE} (consumer, stream, shard_id, sequence_number, finished, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO {TABLE} (consumer, stream, shard_id, sequence_number, finished, records, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (consumer, stream, shard_id) DO UPDATE SET
                 sequence_number = CASE
                     WHEN excluded.sequence_number IS NULL THEN {TABLE}.sequence_number
@@ -73,6 +81,7 @@ pub fn save(
                     THEN excluded.sequence_number
                     ELSE {TABLE}.sequence_number END,
                 finished = max({TABLE}.finished, excluded.finished),
+                records = {TABLE}.records + excluded.records,
                 updated_at = excluded.updated_at"
         ),
         params![
@@ -81,6 +90,7 @@ pub fn save(
             shard,
             sequence_number,
             i64::from(finished),
+            i64::try_from(records).unwrap_or(i64::MAX),
             now
         ],
     )?;
@@ -103,10 +113,11 @@ mod tests {
             "shard-0",
             Some("49590338271490256608559692538361571095921575989136588898"),
             false,
+            10,
         )
         .unwrap();
         // Shorter is older, whatever its digits.
-        save(&conn, "c", "s", "shard-0", Some("99"), false).unwrap();
+        save(&conn, "c", "s", "shard-0", Some("99"), false, 1).unwrap();
         save(
             &conn,
             "c",
@@ -114,16 +125,18 @@ mod tests {
             "shard-0",
             Some("49590338271490256608559692538361571095921575989136588897"),
             false,
+            2,
         )
         .unwrap();
-        save(&conn, "c", "s", "shard-0", None, true).unwrap();
+        save(&conn, "c", "s", "shard-0", None, true, 0).unwrap();
         assert_eq!(
             load(&conn, "c", "s", "shard-0").unwrap(),
             Some(Checkpoint {
                 sequence_number: Some(
                     "49590338271490256608559692538361571095921575989136588898".into()
                 ),
-                finished: true
+                finished: true,
+                records: 13,
             })
         );
         save(
@@ -133,6 +146,7 @@ mod tests {
             "shard-0",
             Some("49590338271490256608559692538361571095921575989136588899"),
             false,
+            5,
         )
         .unwrap();
         let c = load(&conn, "c", "s", "shard-0").unwrap().unwrap();
@@ -141,5 +155,6 @@ mod tests {
             Some("49590338271490256608559692538361571095921575989136588899")
         );
         assert!(c.finished, "finished stays set");
+        assert_eq!(c.records, 18);
     }
 }

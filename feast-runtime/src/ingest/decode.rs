@@ -14,7 +14,8 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// Records larger than this are rejected before parsing.
+/// Records larger than this are rejected before parsing, by default (the
+/// default maximum record size of a Kinesis stream).
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
 enum Builder {
@@ -229,6 +230,7 @@ pub struct Decoder {
     /// (JSON field name, column name, type).
     columns: Vec<(&'static str, &'static str, FeastType)>,
     required: Vec<&'static str>,
+    max_record_bytes: usize,
 }
 
 impl Decoder {
@@ -242,7 +244,17 @@ impl Decoder {
             .zip(mapped)
             .map(|(raw, m): (&FieldDef, FieldDef)| (raw.name, m.name, raw.dtype))
             .collect();
-        Decoder { columns, required }
+        Decoder {
+            columns,
+            required,
+            max_record_bytes: MAX_RECORD_BYTES,
+        }
+    }
+
+    /// Rejects records larger than `bytes`.
+    pub fn with_max_record_bytes(mut self, bytes: usize) -> Decoder {
+        self.max_record_bytes = bytes;
+        self
     }
 
     /// Decodes a batch of records. Good records become rows of the frame (in
@@ -261,12 +273,13 @@ impl Decoder {
         let mut row: Vec<Option<Cell>> = Vec::with_capacity(self.columns.len());
         let mut height = 0;
         'records: for (index, bytes) in records.enumerate() {
-            if bytes.len() > MAX_RECORD_BYTES {
+            if bytes.len() > self.max_record_bytes {
                 rejected.push(Rejected {
                     index,
                     reason: format!(
-                        "record of {} bytes is over the {MAX_RECORD_BYTES}-byte limit",
-                        bytes.len()
+                        "record of {} bytes is over the {}-byte limit",
+                        bytes.len(),
+                        self.max_record_bytes
                     ),
                 });
                 continue;

@@ -3,14 +3,18 @@
 //!
 //! Endpoint, region and credentials come from aws-config's standard chain, so
 //! `AWS_ENDPOINT_URL_KINESIS` reaches a local emulator and nothing extra is
-//! needed on AWS.
+//! needed on AWS. The SDK's own retries are off: every call goes through
+//! this module's pacing (at most five GetRecords calls a second per shard)
+//! and back-off, so a retry can never break the rate limit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::error::ProvideErrorMetadata;
+use aws_sdk_kinesis::config::retry::RetryConfig;
+use aws_sdk_kinesis::config::timeout::TimeoutConfig;
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use chrono::{DateTime, Utc};
@@ -18,9 +22,11 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 
 use super::metrics::Metrics;
-use super::pipeline::{self, BatchOutcome, Pipeline, RawRecord};
+use super::pipeline::{self, Pipeline, RawRecord};
+use crate::config::KinesisConfig;
 use crate::definition::{DataSourceDef, FeatureViewDef, SourceKind};
 use crate::feature_store::{FeatureStore, PushMode};
+use crate::online_store::Checkpoint;
 
 /// Where a shard without a checkpoint starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +52,10 @@ pub struct IngestOptions {
     pub max_batch_latency: Duration,
     /// Overrides the endpoint from the environment.
     pub endpoint_url: Option<String>,
+    /// How often the shard list is read again to find new shards.
+    pub shard_discovery_interval: Duration,
+    /// Larger records are dead-lettered.
+    pub max_record_bytes: usize,
 }
 
 impl Default for IngestOptions {
@@ -58,6 +68,8 @@ impl Default for IngestOptions {
             batch_size: 1000,
             max_batch_latency: Duration::from_millis(1000),
             endpoint_url: None,
+            shard_discovery_interval: Duration::from_secs(10),
+            max_record_bytes: super::decode::MAX_RECORD_BYTES,
         }
     }
 }
@@ -74,12 +86,18 @@ pub struct IngestSummary {
 /// Why ingestion stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("no stream feature view to ingest{0}")]
-    NoViews(String),
-    #[error("unknown feature view `{0}`")]
-    UnknownView(String),
+    #[error("no stream feature view to ingest: no view reads a Kinesis source")]
+    NoViews,
+    #[error("unknown feature view `{name}`; stream views on Kinesis sources: {available}")]
+    UnknownView { name: String, available: String },
     #[error("feature view `{0}` does not read a Kinesis source")]
     NotKinesis(String),
+    #[error("feature view `{view}` ({location}) fails validation: {problems}")]
+    Invalid {
+        view: &'static str,
+        location: String,
+        problems: String,
+    },
     #[error("stream `{stream}`: {code}: {message} (not retried)")]
     Fatal {
         stream: String,
@@ -90,10 +108,18 @@ pub enum Error {
     Pipeline {
         stream: String,
         shard: String,
-        error: pipeline::Error,
+        error: Box<pipeline::Error>,
     },
     #[error("a shard task failed: {0}")]
     Task(String),
+}
+
+impl Error {
+    /// Whether running again could succeed without changing anything (the
+    /// stores were unreachable or full); the others need a fix first.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Pipeline { .. } | Error::Task(_))
+    }
 }
 
 /// How an AWS error is handled.
@@ -101,7 +127,7 @@ pub enum Error {
 enum Class {
     /// Get a fresh iterator from the checkpoint.
     Expired,
-    /// Back off and retry.
+    /// Back off and retry: throttling, 5xx, a connection refused or timed out.
     Retry,
     /// Report and stop: retrying cannot help.
     Fatal,
@@ -120,6 +146,7 @@ fn classify(code: Option<&str>) -> Class {
             | "KMSOptInRequired"
             | "UnrecognizedClientException"
             | "InvalidSignatureException"
+            | "IncompleteSignatureException"
             | "InvalidArgumentException"
             | "ValidationException",
         ) => Class::Fatal,
@@ -127,30 +154,63 @@ fn classify(code: Option<&str>) -> Class {
     }
 }
 
-/// A Kinesis client for `region`, from the standard configuration chain.
+/// The endpoint a client should be given in code: `--endpoint-url` first;
+/// then nothing when aws-config's chain has one of its own (it reads
+/// `AWS_ENDPOINT_URL_KINESIS` and `AWS_ENDPOINT_URL`); then
+/// `feature_store.yaml`'s `kinesis.endpoint_url`.
+pub fn endpoint_url(flag: Option<&str>, config: Option<&KinesisConfig>) -> Option<String> {
+    if let Some(url) = flag {
+        return Some(url.to_owned());
+    }
+    let from_env = ["AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if from_env {
+        return None;
+    }
+    config.and_then(|c| c.endpoint_url.clone())
+}
+
+/// A Kinesis client for `region`, from the standard configuration chain,
+/// with the SDK's retries off (this module paces and retries every call).
 pub async fn client(region: &str, endpoint_url: Option<&str>) -> Client {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .load()
         .await;
-    let mut conf = aws_sdk_kinesis::config::Builder::from(&shared);
+    let mut conf = aws_sdk_kinesis::config::Builder::from(&shared)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(15))
+                .build(),
+        );
     if let Some(url) = endpoint_url {
         conf = conf.endpoint_url(url);
     }
     Client::from_conf(conf.build())
 }
 
-/// Exponential back-off with full jitter, from 100 ms to 10 s.
+/// Exponential back-off with jitter ("equal jitter": half fixed, half
+/// random), from 100 ms up to 10 s.
+#[derive(Debug)]
 struct Backoff {
     attempt: u32,
-    seed: u64,
+    state: u64,
 }
 
 impl Backoff {
-    fn new(seed: u64) -> Backoff {
+    fn new(seed: &str) -> Backoff {
+        let nanos = u64::from(Utc::now().timestamp_subsec_nanos());
+        let state = seed
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64 ^ nanos, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
         Backoff {
             attempt: 0,
-            seed: seed | 1,
+            state: state | 1,
         }
     }
 
@@ -159,25 +219,79 @@ impl Backoff {
     }
 
     fn next(&mut self) -> Duration {
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let cap = 100u64.saturating_mul(1 << self.attempt.min(7)).min(10_000);
+        // xorshift64
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let cap = (100u64 << self.attempt.min(7)).min(10_000);
         self.attempt += 1;
-        Duration::from_millis(cap / 2 + self.seed % (cap / 2 + 1))
+        Duration::from_millis(cap / 2 + self.state % (cap / 2 + 1))
     }
 }
 
-/// The Kinesis sources of the selected views, each with its views.
-fn plan(
-    store: &FeatureStore,
-    views: &[String],
-) -> Result<Vec<(&'static DataSourceDef, Vec<&'static FeatureViewDef>)>, Error> {
+/// Sleeps for `d`, returning early (with `true`) when the run is stopped.
+async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = sleep(d) => *stop.borrow(),
+        changed = stop.changed() => {
+            if changed.is_err() {
+                // Nobody can stop the run any more: an ordinary sleep.
+                sleep(d).await;
+            }
+            *stop.borrow()
+        }
+    }
+}
+
+/// Runs `call` unless the run is stopped first (`None`).
+async fn unless_stopped<T>(
+    call: impl std::future::Future<Output = T>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<T> {
+    if *stop.borrow() {
+        return None;
+    }
+    tokio::select! {
+        out = call => Some(out),
+        _ = stop.wait_for(|s| *s) => None,
+    }
+}
+
+fn code_and_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: &SdkError<E>,
+) -> (Option<String>, String) {
+    let code = e.code().map(str::to_owned);
+    let message = match e.message() {
+        Some(m) => m.to_owned(),
+        None => {
+            // Transport errors carry their cause in the source chain.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    };
+    (code, message)
+}
+
+type SourcePlan = Vec<(&'static DataSourceDef, Vec<&'static FeatureViewDef>)>;
+
+/// The Kinesis sources of the selected views, each with its views; every
+/// selected view must pass `validate` (its function run on an empty frame).
+fn plan(store: &FeatureStore, views: &[String]) -> Result<SourcePlan, Error> {
+    let on_kinesis = |v: &FeatureViewDef| matches!(v.source.kind, SourceKind::Kinesis { .. });
     let selected: Vec<&'static FeatureViewDef> = if views.is_empty() {
         store
             .registry()
             .feature_views()
-            .filter(|v| matches!(v.source.kind, SourceKind::Kinesis { .. }))
+            .filter(|v| on_kinesis(v))
             .collect()
     } else {
         views
@@ -186,8 +300,17 @@ fn plan(
                 let v = store
                     .registry()
                     .feature_view(n)
-                    .ok_or_else(|| Error::UnknownView(n.clone()))?;
-                if matches!(v.source.kind, SourceKind::Kinesis { .. }) {
+                    .ok_or_else(|| Error::UnknownView {
+                        name: n.clone(),
+                        available: store
+                            .registry()
+                            .feature_views()
+                            .filter(|v| on_kinesis(v))
+                            .map(|v| v.name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+                if on_kinesis(v) {
                     Ok(v)
                 } else {
                     Err(Error::NotKinesis(n.clone()))
@@ -196,7 +319,17 @@ fn plan(
             .collect::<Result<_, _>>()?
     };
     if selected.is_empty() {
-        return Err(Error::NoViews(" (no view reads a Kinesis source)".into()));
+        return Err(Error::NoViews);
+    }
+    for &view in &selected {
+        let report = crate::validate::check_view(view);
+        if !report.errors.is_empty() {
+            return Err(Error::Invalid {
+                view: view.name,
+                location: view.location.to_string(),
+                problems: report.errors.join("; "),
+            });
+        }
     }
     let mut by_source: BTreeMap<
         &'static str,
@@ -212,15 +345,29 @@ fn plan(
     Ok(by_source.into_values().collect())
 }
 
-/// Ingests every selected view's stream until stopped (or caught up).
+/// Ingests every selected view's stream until `stop` turns true (or, with
+/// `until_caught_up`, until every shard has no lag). A fatal error on one
+/// stream stops the others too, after they flush.
 pub async fn ingest(
     store: Arc<FeatureStore>,
     opts: IngestOptions,
     metrics: Arc<Metrics>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<IngestSummary, Error> {
-    let mut runs = Vec::new();
-    for (source, views) in plan(&store, &opts.views)? {
+    let plan = plan(&store, &opts.views)?;
+    // Stops every stream: on the caller's signal, or on a fatal error.
+    let (halt_tx, halt_rx) = watch::channel(false);
+    let halt_tx = Arc::new(halt_tx);
+    let forward = {
+        let halt_tx = halt_tx.clone();
+        tokio::spawn(async move {
+            if stop.wait_for(|s| *s).await.is_ok() {
+                let _ = halt_tx.send(true);
+            }
+        })
+    };
+    let mut runs = tokio::task::JoinSet::new();
+    for (source, views) in plan {
         let SourceKind::Kinesis {
             stream_name,
             region,
@@ -230,34 +377,37 @@ pub async fn ingest(
             continue;
         };
         let client = client(region, opts.endpoint_url.as_deref()).await;
-        let pipeline = Arc::new(Pipeline::new(
+        let pipeline = Arc::new(Pipeline::with_max_record_bytes(
             store.clone(),
             source,
             views,
             opts.to,
             metrics.clone(),
+            opts.max_record_bytes,
         ));
-        runs.push(tokio::spawn(run_stream(
+        let stream = StreamRun {
             client,
-            stream_name,
+            stream: stream_name,
             pipeline,
-            opts.clone(),
-            stop.clone(),
-        )));
+            opts: opts.clone(),
+            stop: halt_rx.clone(),
+            halt: halt_tx.clone(),
+        };
+        runs.spawn(stream.run());
     }
     let mut summary = IngestSummary::default();
     let mut first_error = None;
-    for r in runs {
-        match r.await {
-            Ok(Ok(shards)) => summary.shards += shards,
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
+    while let Some(r) = runs.join_next().await {
+        let outcome = r.unwrap_or_else(|e| Err(Error::Task(e.to_string())));
+        match outcome {
+            Ok(shards) => summary.shards += shards,
             Err(e) => {
-                first_error.get_or_insert(Error::Task(e.to_string()));
+                let _ = halt_tx.send(true);
+                first_error.get_or_insert(e);
             }
         }
     }
+    forward.abort();
     let (records, dead) = metrics.totals();
     summary.records = records;
     summary.dead_lettered = dead;
@@ -268,6 +418,7 @@ pub async fn ingest(
     }
 }
 
+/// A shard as ListShards reports it.
 #[derive(Debug, Clone)]
 struct ShardInfo {
     parents: Vec<String>,
@@ -278,7 +429,7 @@ async fn list_shards(
     stream: &str,
 ) -> Result<
     BTreeMap<String, ShardInfo>,
-    aws_sdk_kinesis::error::SdkError<aws_sdk_kinesis::operation::list_shards::ListShardsError>,
+    SdkError<aws_sdk_kinesis::operation::list_shards::ListShardsError>,
 > {
     let mut out = BTreeMap::new();
     let mut token: Option<String> = None;
@@ -306,314 +457,427 @@ async fn list_shards(
 /// How a shard task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ShardEnd {
+    /// Closed, and read to its end: its children may start.
     Finished,
+    /// No lag (with `until_caught_up`).
     CaughtUp,
     Stopped,
 }
 
-/// Coordinates one stream: discovers shards, starts each once its parents
-/// are finished, and ends when stopped or (with `until_caught_up`) when every
-/// shard is caught up.
-async fn run_stream(
+/// One stream: discovers shards, starts each once its parents are finished,
+/// and ends when stopped or (with `until_caught_up`) when every shard is
+/// caught up.
+struct StreamRun {
     client: Client,
     stream: &'static str,
     pipeline: Arc<Pipeline>,
     opts: IngestOptions,
     stop: watch::Receiver<bool>,
-) -> Result<usize, Error> {
-    let store_finished = |shard: &str| -> bool {
-        pipeline_checkpoint(&pipeline, stream, shard).is_some_and(|c| c.finished)
-    };
-    let mut tasks: BTreeMap<String, tokio::task::JoinHandle<Result<ShardEnd, Error>>> =
-        BTreeMap::new();
-    let mut ended: BTreeMap<String, ShardEnd> = BTreeMap::new();
-    let mut backoff = Backoff::new(stream.len() as u64 * 7919);
-    let mut last_list = Instant::now() - Duration::from_secs(3600);
-    let mut shards: BTreeMap<String, ShardInfo> = BTreeMap::new();
-    loop {
-        // Collect tasks that ended.
-        let done: Vec<String> = tasks
-            .iter()
-            .filter(|(_, h)| h.is_finished())
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut relist = false;
-        for id in done {
-            let Some(handle) = tasks.remove(&id) else {
-                continue;
-            };
-            match handle.await {
-                Ok(Ok(end)) => {
-                    relist |= end == ShardEnd::Finished;
-                    ended.insert(id, end);
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(e) => return Err(Error::Task(e.to_string())),
-            }
+    halt: Arc<watch::Sender<bool>>,
+}
+
+impl StreamRun {
+    fn fatal(&self, code: Option<String>, message: String) -> Error {
+        Error::Fatal {
+            stream: self.stream.to_owned(),
+            code: code.unwrap_or_else(|| "error".to_owned()),
+            message,
         }
-        let stopping = *stop.borrow();
-        if stopping && tasks.is_empty() {
-            return Ok(ended.len());
+    }
+
+    fn checkpoint(&self, shard: &str) -> Option<Checkpoint> {
+        checkpoint_of(&self.pipeline, self.stream, shard)
+    }
+
+    async fn run(mut self) -> Result<usize, Error> {
+        let result = self.coordinate().await;
+        if result.is_err() {
+            // Let this stream's other shards flush and stop.
+            let _ = self.halt.send(true);
         }
-        if !stopping && (relist || last_list.elapsed() >= Duration::from_secs(10)) {
-            match list_shards(&client, stream).await {
-                Ok(s) => {
-                    shards = s;
-                    last_list = Instant::now();
-                    backoff.reset();
-                }
-                Err(e) => match classify(e.code()) {
-                    Class::Fatal => {
-                        return Err(Error::Fatal {
-                            stream: stream.to_owned(),
-                            code: e.code().unwrap_or("error").to_owned(),
-                            message: e.message().map_or_else(|| e.to_string(), str::to_owned),
-                        });
+        result
+    }
+
+    async fn coordinate(&mut self) -> Result<usize, Error> {
+        let stream = self.stream;
+        let mut tasks: BTreeMap<String, tokio::task::JoinHandle<Result<ShardEnd, Error>>> =
+            BTreeMap::new();
+        let mut ended: BTreeMap<String, ShardEnd> = BTreeMap::new();
+        let mut backoff = Backoff::new(stream);
+        let mut listed_at: Option<Instant> = None;
+        let mut shards: BTreeMap<String, ShardInfo> = BTreeMap::new();
+        let mut failure: Option<Error> = None;
+        loop {
+            // Collect the shard tasks that ended.
+            let done: Vec<String> = tasks
+                .iter()
+                .filter(|(_, h)| h.is_finished())
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut relist = false;
+            for id in done {
+                let Some(handle) = tasks.remove(&id) else {
+                    continue;
+                };
+                match handle.await {
+                    Ok(Ok(end)) => {
+                        relist |= end == ShardEnd::Finished;
+                        ended.insert(id, end);
                     }
-                    _ => {
-                        tracing::warn!(stream, error = %e, "ListShards failed; retrying");
-                        sleep(backoff.next()).await;
+                    Ok(Err(e)) => {
+                        let _ = self.halt.send(true);
+                        failure.get_or_insert(e);
+                    }
+                    Err(e) => {
+                        let _ = self.halt.send(true);
+                        failure.get_or_insert(Error::Task(e.to_string()));
+                    }
+                }
+            }
+            let stopping = *self.stop.borrow();
+            if stopping {
+                if tasks.is_empty() {
+                    return match failure {
+                        Some(e) => Err(e),
+                        None => Ok(ended.len()),
+                    };
+                }
+                sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            let due = listed_at.is_none_or(|t| t.elapsed() >= self.opts.shard_discovery_interval);
+            if relist || due {
+                match unless_stopped(list_shards(&self.client, stream), &mut self.stop).await {
+                    None => continue,
+                    Some(Ok(s)) => {
+                        if s.len() != shards.len() {
+                            tracing::info!(stream, shards = s.len(), "listed shards");
+                        }
+                        shards = s;
+                        listed_at = Some(Instant::now());
+                        backoff.reset();
+                    }
+                    Some(Err(e)) => {
+                        let (code, message) = code_and_message(&e);
+                        if classify(code.as_deref()) == Class::Fatal {
+                            return Err(self.fatal(code, message));
+                        }
+                        let wait = backoff.next();
+                        tracing::warn!(stream, error = %message, retry_in = ?wait, "ListShards failed");
+                        pause(wait, &mut self.stop).await;
                         continue;
                     }
-                },
+                }
+                self.start_ready_shards(&shards, &mut tasks, &mut ended);
             }
-            // Start every shard whose parents are done.
-            for (id, info) in &shards {
-                if tasks.contains_key(id) || ended.contains_key(id) {
-                    continue;
+            if self.opts.until_caught_up && tasks.is_empty() && !shards.is_empty() {
+                // Every shard is caught up or finished, and none waits on a parent.
+                if shards.keys().all(|id| ended.contains_key(id)) {
+                    return Ok(ended.len());
                 }
-                if store_finished(id) {
-                    ended.insert(id.clone(), ShardEnd::Finished);
-                    continue;
-                }
-                let parents_done = info.parents.iter().all(|p| {
-                    !shards.contains_key(p)
-                        || ended.get(p) == Some(&ShardEnd::Finished)
-                        || store_finished(p)
-                });
-                if !parents_done {
-                    continue;
-                }
-                tracing::info!(stream, shard = %id, "reading shard");
-                let task = read_shard(
-                    client.clone(),
-                    stream,
-                    id.clone(),
-                    pipeline.clone(),
-                    opts.clone(),
-                    stop.clone(),
-                );
-                tasks.insert(id.clone(), tokio::spawn(task));
             }
+            pause(Duration::from_millis(100), &mut self.stop).await;
         }
-        if !stopping
-            && opts.until_caught_up
-            && tasks.is_empty()
-            && last_list.elapsed() < Duration::from_secs(10)
-        {
-            // Every shard is caught up or finished, and none waits on a parent.
-            let waiting = shards.keys().any(|id| !ended.contains_key(id));
-            if !waiting {
-                return Ok(ended.len());
+    }
+
+    /// Starts a reader for every listed shard whose parents are finished.
+    fn start_ready_shards(
+        &self,
+        shards: &BTreeMap<String, ShardInfo>,
+        tasks: &mut BTreeMap<String, tokio::task::JoinHandle<Result<ShardEnd, Error>>>,
+        ended: &mut BTreeMap<String, ShardEnd>,
+    ) {
+        for (id, info) in shards {
+            if tasks.contains_key(id) || ended.contains_key(id) {
+                continue;
             }
+            if self.checkpoint(id).is_some_and(|c| c.finished) {
+                ended.insert(id.clone(), ShardEnd::Finished);
+                continue;
+            }
+            let parents_done = info.parents.iter().all(|p| {
+                // A parent no longer listed has expired: nothing is left to read.
+                !shards.contains_key(p)
+                    || ended.get(p) == Some(&ShardEnd::Finished)
+                    || self.checkpoint(p).is_some_and(|c| c.finished)
+            });
+            if !parents_done {
+                continue;
+            }
+            tracing::info!(stream = self.stream, shard = %id, "reading shard");
+            let reader = ShardReader {
+                client: self.client.clone(),
+                stream: self.stream,
+                shard: id.clone(),
+                pipeline: self.pipeline.clone(),
+                opts: self.opts.clone(),
+                stop: self.stop.clone(),
+                backoff: Backoff::new(id),
+                pending: Vec::new(),
+                pending_since: None,
+                behind_ms: 0,
+            };
+            tasks.insert(id.clone(), tokio::spawn(reader.run()));
         }
-        sleep(Duration::from_millis(100)).await;
     }
 }
 
-fn pipeline_checkpoint(
-    pipeline: &Pipeline,
-    stream: &str,
-    shard: &str,
-) -> Option<crate::online_store::Checkpoint> {
-    pipeline_store(pipeline)
+fn checkpoint_of(pipeline: &Pipeline, stream: &str, shard: &str) -> Option<Checkpoint> {
+    match pipeline
+        .store()
+        .online_store()
         .checkpoint(pipeline.consumer(), stream, shard)
-        .ok()
-        .flatten()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(stream, shard, error = %e, "cannot read the checkpoint");
+            None
+        }
+    }
 }
 
-fn pipeline_store(pipeline: &Pipeline) -> &dyn crate::online_store::OnlineStore {
-    pipeline.store().online_store()
-}
-
-/// Reads one shard until it ends, the run stops, or (with `until_caught_up`)
-/// it has no lag.
-async fn read_shard(
+/// Reads one shard: GetRecords from the checkpoint, micro-batches through
+/// the pipeline, until the shard ends, the run stops, or (with
+/// `until_caught_up`) the shard has no lag.
+struct ShardReader {
     client: Client,
     stream: &'static str,
     shard: String,
     pipeline: Arc<Pipeline>,
     opts: IngestOptions,
     stop: watch::Receiver<bool>,
-) -> Result<ShardEnd, Error> {
-    let mut backoff = Backoff::new(
-        shard
-            .bytes()
-            .fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
-    );
-    let fatal = |code: Option<&str>, message: String| Error::Fatal {
-        stream: stream.to_owned(),
-        code: code.unwrap_or("error").to_owned(),
-        message,
-    };
-    let limit = opts.batch_size.clamp(1, 10_000);
-    let mut iterator: Option<String> = None;
-    let mut pending: Vec<RawRecord> = Vec::new();
-    let mut pending_since: Option<Instant> = None;
-    let mut last_call = Instant::now() - Duration::from_secs(1);
-    let mut behind: i64 = 0;
-    loop {
-        if *stop.borrow() {
-            flush(&pipeline, stream, &shard, &mut pending, false, behind).await?;
-            return Ok(ShardEnd::Stopped);
-        }
-        // A fresh iterator from the checkpoint (at start, and after expiry).
-        let it = match iterator.take() {
-            Some(it) => it,
-            None => {
-                let checkpoint = pipeline_checkpoint(&pipeline, stream, &shard);
-                let mut req = client
-                    .get_shard_iterator()
-                    .stream_name(stream)
-                    .shard_id(&shard);
-                req = match (checkpoint.and_then(|c| c.sequence_number), opts.from) {
-                    (Some(seq), _) => req
-                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                        .starting_sequence_number(seq),
-                    (None, StartFrom::TrimHorizon) => {
-                        req.shard_iterator_type(ShardIteratorType::TrimHorizon)
-                    }
-                    (None, StartFrom::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
-                    (None, StartFrom::AtTimestamp(t)) => req
-                        .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                        .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(
-                            t.timestamp_millis(),
-                        )),
-                };
-                match req.send().await {
-                    Ok(r) => match r.shard_iterator() {
-                        Some(it) => it.to_owned(),
-                        None => return Err(fatal(None, format!("no iterator for shard {shard}"))),
-                    },
-                    Err(e) => match classify(e.code()) {
-                        Class::Fatal => {
-                            return Err(fatal(
-                                e.code(),
-                                e.message().map_or_else(|| e.to_string(), str::to_owned),
-                            ));
-                        }
-                        _ => {
-                            tracing::warn!(stream, shard = %shard, error = %e, "GetShardIterator failed; retrying");
-                            sleep(backoff.next()).await;
-                            continue;
-                        }
-                    },
-                }
-            }
-        };
-        // At most five GetRecords calls a second per shard.
-        let since = last_call.elapsed();
-        if since < Duration::from_millis(200) {
-            sleep(Duration::from_millis(200) - since).await;
-        }
-        last_call = Instant::now();
-        let want = (limit - pending.len().min(limit - 1)) as i32;
-        let resp = match client
-            .get_records()
-            .shard_iterator(&it)
-            .limit(want)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                match classify(e.code()) {
-                    Class::Expired => {
-                        // Records fetched but not written are read again from the checkpoint.
-                        tracing::info!(stream, shard = %shard, "iterator expired; resuming from the checkpoint");
-                        pending.clear();
-                        pending_since = None;
-                        iterator = None;
-                    }
-                    Class::Fatal => {
-                        return Err(fatal(
-                            e.code(),
-                            e.message().map_or_else(|| e.to_string(), str::to_owned),
-                        ));
-                    }
-                    Class::Retry => {
-                        tracing::warn!(stream, shard = %shard, error = %e, "GetRecords failed; backing off");
-                        sleep(backoff.next()).await;
-                        iterator = Some(it);
-                    }
-                }
-                continue;
-            }
-        };
-        backoff.reset();
-        behind = resp.millis_behind_latest().unwrap_or(0);
-        let got = resp.records().len();
-        if got > 0 && pending_since.is_none() {
-            pending_since = Some(Instant::now());
-        }
-        pending.extend(resp.records().iter().map(|r| RawRecord {
-            sequence_number: r.sequence_number().to_owned(),
-            data: r.data().as_ref().to_vec(),
-        }));
-        pipeline.metrics().record_lag(stream, &shard, behind);
-        match resp.next_shard_iterator() {
-            None => {
-                // The shard is closed and read to its end.
-                flush(&pipeline, stream, &shard, &mut pending, true, behind).await?;
-                tracing::info!(stream, shard = %shard, "shard finished");
-                return Ok(ShardEnd::Finished);
-            }
-            Some(next) => iterator = Some(next.to_owned()),
-        }
-        let full = pending.len() >= limit;
-        let late = pending_since.is_some_and(|t| t.elapsed() >= opts.max_batch_latency);
-        let idle = got == 0 && behind == 0;
-        if full || late || (idle && !pending.is_empty()) {
-            flush(&pipeline, stream, &shard, &mut pending, false, behind).await?;
-            pending_since = None;
-        }
-        if idle && pending.is_empty() && opts.until_caught_up {
-            return Ok(ShardEnd::CaughtUp);
-        }
-        if idle {
-            // Nothing new: poll at a gentler pace.
-            sleep(Duration::from_millis(500)).await;
-        }
-    }
+    backoff: Backoff,
+    /// Records fetched but not yet written: at most one batch and one
+    /// GetRecords response, so memory stays bounded however slow the sink.
+    pending: Vec<RawRecord>,
+    pending_since: Option<Instant>,
+    behind_ms: i64,
 }
 
-/// Writes the pending records as one batch (on a blocking thread).
-async fn flush(
-    pipeline: &Arc<Pipeline>,
-    stream: &'static str,
-    shard: &str,
-    pending: &mut Vec<RawRecord>,
-    finished: bool,
-    behind: i64,
-) -> Result<Option<BatchOutcome>, Error> {
-    if pending.is_empty() && !finished {
-        return Ok(None);
+/// What reading the next records gave.
+enum Fetch {
+    Records {
+        next: Option<String>,
+        got: usize,
+    },
+    /// Try again with this iterator (after a back-off), or with a fresh one.
+    Retry(Option<String>),
+    Stopped,
+}
+
+impl ShardReader {
+    fn fatal(&self, code: Option<String>, message: String) -> Error {
+        Error::Fatal {
+            stream: self.stream.to_owned(),
+            code: code.unwrap_or_else(|| "error".to_owned()),
+            message: format!("shard {}: {message}", self.shard),
+        }
     }
-    let records = std::mem::take(pending);
-    let p = pipeline.clone();
-    let shard_id = shard.to_owned();
-    let result = tokio::task::spawn_blocking(move || {
-        p.process(stream, &shard_id, &records, finished, behind)
-    })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))?;
-    match result {
-        Ok(o) => Ok(Some(o)),
-        Err(error) => Err(Error::Pipeline {
-            stream: stream.to_owned(),
-            shard: shard.to_owned(),
-            error,
-        }),
+
+    async fn run(mut self) -> Result<ShardEnd, Error> {
+        let checkpoint = checkpoint_of(&self.pipeline, self.stream, &self.shard);
+        {
+            let (pipeline, stream, shard) =
+                (self.pipeline.clone(), self.stream, self.shard.clone());
+            let seq = checkpoint.as_ref().and_then(|c| c.sequence_number.clone());
+            tokio::task::spawn_blocking(move || {
+                pipeline.discard_uncommitted(stream, &shard, seq.as_deref())
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+            .map_err(|error| self.pipeline_error(error))?;
+        }
+        let limit = self.opts.batch_size.clamp(1, 10_000);
+        let mut iterator: Option<String> = None;
+        // Pacing: at most five GetRecords calls a second.
+        let mut last_call: Option<Instant> = None;
+        loop {
+            if *self.stop.borrow() {
+                self.flush(false).await?;
+                return Ok(ShardEnd::Stopped);
+            }
+            let it = match iterator.take() {
+                Some(it) => it,
+                None => match self.fresh_iterator().await? {
+                    Some(it) => it,
+                    None => continue, // stopped, or retried after a back-off
+                },
+            };
+            if let Some(t) = last_call {
+                let since = t.elapsed();
+                if since < Duration::from_millis(200)
+                    && pause(Duration::from_millis(200) - since, &mut self.stop).await
+                {
+                    continue;
+                }
+            }
+            last_call = Some(Instant::now());
+            let want = limit.saturating_sub(self.pending.len()).max(1);
+            let (next, got) = match self.fetch(it, want).await? {
+                Fetch::Records { next, got } => (next, got),
+                Fetch::Retry(it) => {
+                    iterator = it;
+                    continue;
+                }
+                Fetch::Stopped => continue,
+            };
+            let Some(next) = next else {
+                // The shard is closed and read to its end.
+                self.flush(true).await?;
+                tracing::info!(stream = self.stream, shard = %self.shard, "shard finished");
+                return Ok(ShardEnd::Finished);
+            };
+            iterator = Some(next);
+            let idle = got == 0 && self.behind_ms == 0;
+            let full = self.pending.len() >= limit;
+            let late = self
+                .pending_since
+                .is_some_and(|t| t.elapsed() >= self.opts.max_batch_latency);
+            if full || late || (idle && !self.pending.is_empty()) {
+                self.flush(false).await?;
+            }
+            if idle && self.opts.until_caught_up {
+                return Ok(ShardEnd::CaughtUp);
+            }
+            if idle {
+                // Nothing new: poll at a gentler pace.
+                pause(Duration::from_millis(500), &mut self.stop).await;
+            }
+        }
+    }
+
+    /// An iterator just after the checkpoint, or at `--from` without one.
+    /// `None` when stopped or after a retryable failure (already waited out).
+    async fn fresh_iterator(&mut self) -> Result<Option<String>, Error> {
+        let checkpoint = checkpoint_of(&self.pipeline, self.stream, &self.shard);
+        let req = self
+            .client
+            .get_shard_iterator()
+            .stream_name(self.stream)
+            .shard_id(&self.shard);
+        let req = match (checkpoint.and_then(|c| c.sequence_number), self.opts.from) {
+            (Some(seq), _) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            (None, StartFrom::TrimHorizon) => {
+                req.shard_iterator_type(ShardIteratorType::TrimHorizon)
+            }
+            (None, StartFrom::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+            (None, StartFrom::AtTimestamp(t)) => req
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(
+                    t.timestamp_millis(),
+                )),
+        };
+        match unless_stopped(req.send(), &mut self.stop).await {
+            None => Ok(None),
+            Some(Ok(r)) => match r.shard_iterator() {
+                Some(it) => {
+                    self.backoff.reset();
+                    Ok(Some(it.to_owned()))
+                }
+                None => Err(self.fatal(None, "GetShardIterator returned no iterator".into())),
+            },
+            Some(Err(e)) => {
+                let (code, message) = code_and_message(&e);
+                if classify(code.as_deref()) == Class::Fatal {
+                    return Err(self.fatal(code, message));
+                }
+                let wait = self.backoff.next();
+                tracing::warn!(stream = self.stream, shard = %self.shard, error = %message, retry_in = ?wait, "GetShardIterator failed");
+                pause(wait, &mut self.stop).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// One GetRecords call; the records join `pending`.
+    async fn fetch(&mut self, it: String, want: usize) -> Result<Fetch, Error> {
+        let call = self
+            .client
+            .get_records()
+            .shard_iterator(&it)
+            .limit(i32::try_from(want).unwrap_or(10_000))
+            .send();
+        let resp = match unless_stopped(call, &mut self.stop).await {
+            None => return Ok(Fetch::Stopped),
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                let (code, message) = code_and_message(&e);
+                self.pipeline.metrics().record_error(
+                    self.stream,
+                    &self.shard,
+                    code.as_deref().unwrap_or("transport"),
+                );
+                return match classify(code.as_deref()) {
+                    Class::Expired => {
+                        // What was fetched but not written is read again
+                        // from the checkpoint.
+                        tracing::info!(stream = self.stream, shard = %self.shard, "iterator expired; resuming from the checkpoint");
+                        self.pending.clear();
+                        self.pending_since = None;
+                        Ok(Fetch::Retry(None))
+                    }
+                    Class::Fatal => Err(self.fatal(code, message)),
+                    Class::Retry => {
+                        let wait = self.backoff.next();
+                        tracing::warn!(stream = self.stream, shard = %self.shard, error = %message, retry_in = ?wait, "GetRecords failed");
+                        pause(wait, &mut self.stop).await;
+                        Ok(Fetch::Retry(Some(it)))
+                    }
+                };
+            }
+        };
+        self.backoff.reset();
+        self.behind_ms = resp.millis_behind_latest().unwrap_or(0);
+        let got = resp.records().len();
+        if got > 0 && self.pending_since.is_none() {
+            self.pending_since = Some(Instant::now());
+        }
+        self.pending
+            .extend(resp.records().iter().map(|r| RawRecord {
+                sequence_number: r.sequence_number().to_owned(),
+                data: r.data().as_ref().to_vec(),
+            }));
+        self.pipeline
+            .metrics()
+            .record_lag(self.stream, &self.shard, self.behind_ms);
+        Ok(Fetch::Records {
+            next: resp.next_shard_iterator().map(str::to_owned),
+            got,
+        })
+    }
+
+    fn pipeline_error(&self, error: pipeline::Error) -> Error {
+        Error::Pipeline {
+            stream: self.stream.to_owned(),
+            shard: self.shard.clone(),
+            error: Box::new(error),
+        }
+    }
+
+    /// Writes the pending records as one batch, with the checkpoint, on a
+    /// blocking thread. `finished` records the shard's end (even with no
+    /// records left).
+    async fn flush(&mut self, finished: bool) -> Result<(), Error> {
+        if self.pending.is_empty() && !finished {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.pending);
+        self.pending_since = None;
+        let (pipeline, stream, shard, behind) = (
+            self.pipeline.clone(),
+            self.stream,
+            self.shard.clone(),
+            self.behind_ms,
+        );
+        tokio::task::spawn_blocking(move || {
+            pipeline.process(stream, &shard, &records, finished, behind)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+        .map(drop)
+        .map_err(|error| self.pipeline_error(error))
     }
 }
 
@@ -632,25 +896,19 @@ pub async fn ensure_stream(client: &Client, stream: &str, shards: i32) -> Result
             .shard_count(shards)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "CreateStream {stream}: {}",
-                    e.message().unwrap_or(&e.to_string())
-                )
-            })?;
+            .map_err(|e| format!("CreateStream {stream}: {}", code_and_message(&e).1))?;
     }
     for _ in 0..300 {
-        if let Ok(r) = client
+        let summary = client
             .describe_stream_summary()
             .stream_name(stream)
             .send()
-            .await
-        {
-            if r.stream_description_summary()
+            .await;
+        if let Ok(r) = summary
+            && r.stream_description_summary()
                 .is_some_and(|d| d.stream_status().as_str() == "ACTIVE")
-            {
-                return Ok(());
-            }
+        {
+            return Ok(());
         }
         sleep(Duration::from_millis(100)).await;
     }
@@ -665,10 +923,12 @@ pub async fn put_records(
     records: Vec<(String, Vec<u8>)>,
 ) -> Result<usize, String> {
     let mut put = 0;
-    let mut backoff = Backoff::new(42);
+    let mut backoff = Backoff::new(stream);
     for chunk in records.chunks(500) {
         let mut todo: Vec<&(String, Vec<u8>)> = chunk.iter().collect();
+        let mut attempts = 0;
         while !todo.is_empty() {
+            attempts += 1;
             let entries = todo
                 .iter()
                 .map(|(k, d)| {
@@ -687,6 +947,8 @@ pub async fn put_records(
                 .await
             {
                 Ok(resp) => {
+                    // Entries fail one by one (throttled, internal failure):
+                    // put those again, in their order.
                     let failed: Vec<&(String, Vec<u8>)> = resp
                         .records()
                         .iter()
@@ -695,20 +957,20 @@ pub async fn put_records(
                         .map(|(_, t)| *t)
                         .collect();
                     put += todo.len() - failed.len();
-                    if !failed.is_empty() {
-                        sleep(backoff.next()).await;
-                    } else {
+                    if failed.is_empty() {
                         backoff.reset();
+                    } else {
+                        sleep(backoff.next()).await;
                     }
                     todo = failed;
                 }
-                Err(e) if classify(e.code()) == Class::Fatal => {
-                    return Err(format!(
-                        "PutRecords {stream}: {}",
-                        e.message().unwrap_or(&e.to_string())
-                    ));
+                Err(e) => {
+                    let (code, message) = code_and_message(&e);
+                    if classify(code.as_deref()) == Class::Fatal || attempts >= 20 {
+                        return Err(format!("PutRecords {stream}: {message}"));
+                    }
+                    sleep(backoff.next()).await;
                 }
-                Err(_) => sleep(backoff.next()).await,
             }
         }
     }

@@ -4,19 +4,28 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
+/// Upper bounds of the batch-duration histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
 #[derive(Debug, Default, Clone)]
 struct ShardStats {
     records_in: u64,
     dead_lettered: u64,
     millis_behind_latest: i64,
     last_checkpoint_unix: f64,
+    /// Failed Kinesis calls by error code.
+    errors: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default, Clone)]
 struct ViewStats {
     rows_written: u64,
     batches: u64,
-    batch_seconds_sum: f64,
+    seconds_sum: f64,
+    /// Batches per bucket of `BUCKETS` (not cumulative), then one for +Inf.
+    buckets: [u64; BUCKETS.len() + 1],
 }
 
 /// Counters and gauges of one ingestion run.
@@ -28,6 +37,13 @@ pub struct Metrics {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A label value with Prometheus' escapes.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -46,6 +62,15 @@ impl Metrics {
             .millis_behind_latest = behind_ms;
     }
 
+    pub fn record_error(&self, stream: &str, shard: &str, code: &str) {
+        *lock(&self.shards)
+            .entry((stream.to_owned(), shard.to_owned()))
+            .or_default()
+            .errors
+            .entry(code.to_owned())
+            .or_default() += 1;
+    }
+
     pub fn record_checkpoint(&self, stream: &str, shard: &str) {
         let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
         lock(&self.shards)
@@ -54,12 +79,19 @@ impl Metrics {
             .last_checkpoint_unix = now;
     }
 
+    /// A batch of `view` from `shard`: `rows` written, taking `seconds` from
+    /// decoding to commit.
     pub fn record_write(&self, view: &str, shard: &str, rows: u64, seconds: f64) {
         let mut v = lock(&self.views);
         let e = v.entry((view.to_owned(), shard.to_owned())).or_default();
         e.rows_written += rows;
         e.batches += 1;
-        e.batch_seconds_sum += seconds;
+        e.seconds_sum += seconds;
+        let bucket = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        e.buckets[bucket] += 1;
     }
 
     /// Totals: (records in, dead-lettered).
@@ -74,6 +106,15 @@ impl Metrics {
         lock(&self.views).values().map(|v| v.rows_written).sum()
     }
 
+    /// The largest MillisBehindLatest over every shard.
+    pub fn max_behind_ms(&self) -> i64 {
+        lock(&self.shards)
+            .values()
+            .map(|s| s.millis_behind_latest)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -85,73 +126,124 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{{labels}}} {value}");
             }
         };
-        let sl =
-            |(stream, shard): &(String, String)| format!("stream=\"{stream}\",shard=\"{shard}\"");
-        let vl =
-            |(view, shard): &(String, String)| format!("feature_view=\"{view}\",shard=\"{shard}\"");
+        let sl = |(stream, shard): &(String, String)| {
+            format!("stream=\"{}\",shard=\"{}\"", esc(stream), esc(shard))
+        };
+        let vl = |(view, shard): &(String, String)| {
+            format!("feature_view=\"{}\",shard=\"{}\"", esc(view), esc(shard))
+        };
+        let per_shard =
+            |f: &dyn Fn(&ShardStats) -> String| shards.iter().map(|(k, s)| (sl(k), f(s))).collect();
         family(
             "feast_ingest_records_in_total",
-            "Records read from Kinesis.",
+            "Records read from Kinesis and committed.",
             "counter",
-            shards
-                .iter()
-                .map(|(k, s)| (sl(k), s.records_in.to_string()))
-                .collect(),
+            per_shard(&|s| s.records_in.to_string()),
         );
         family(
             "feast_ingest_records_dead_lettered_total",
             "Records sent to the dead-letter sink.",
             "counter",
-            shards
-                .iter()
-                .map(|(k, s)| (sl(k), s.dead_lettered.to_string()))
-                .collect(),
+            per_shard(&|s| s.dead_lettered.to_string()),
         );
         family(
             "feast_ingest_millis_behind_latest",
             "MillisBehindLatest of the shard's last GetRecords.",
             "gauge",
-            shards
-                .iter()
-                .map(|(k, s)| (sl(k), s.millis_behind_latest.to_string()))
-                .collect(),
+            per_shard(&|s| s.millis_behind_latest.to_string()),
         );
         family(
             "feast_ingest_last_checkpoint_timestamp_seconds",
             "When the shard's checkpoint last advanced.",
             "gauge",
+            per_shard(&|s| format!("{:.3}", s.last_checkpoint_unix)),
+        );
+        family(
+            "feast_ingest_kinesis_errors_total",
+            "Failed Kinesis calls, by error code.",
+            "counter",
             shards
                 .iter()
-                .map(|(k, s)| (sl(k), format!("{:.3}", s.last_checkpoint_unix)))
+                .flat_map(|(k, s)| {
+                    s.errors.iter().map(move |(code, n)| {
+                        (format!("{},code=\"{}\"", sl(k), esc(code)), n.to_string())
+                    })
+                })
                 .collect(),
         );
         family(
             "feast_ingest_rows_written_total",
-            "Feature rows written per view.",
+            "Feature rows written to the online store.",
             "counter",
             views
                 .iter()
                 .map(|(k, v)| (vl(k), v.rows_written.to_string()))
                 .collect(),
         );
+        let mut histogram = Vec::new();
+        for (k, v) in &views {
+            let mut cumulative = 0;
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                cumulative += v.buckets[i];
+                histogram.push((format!("{},le=\"{bound}\"", vl(k)), cumulative.to_string()));
+            }
+            histogram.push((format!("{},le=\"+Inf\"", vl(k)), v.batches.to_string()));
+        }
         family(
-            "feast_ingest_batch_seconds_sum",
-            "Time spent transforming and writing batches.",
-            "counter",
-            views
-                .iter()
-                .map(|(k, v)| (vl(k), format!("{:.6}", v.batch_seconds_sum)))
-                .collect(),
+            "feast_ingest_batch_duration_seconds_bucket",
+            "Time from decoding a batch to committing it.",
+            "histogram",
+            histogram,
         );
-        family(
-            "feast_ingest_batch_seconds_count",
-            "Batches transformed and written.",
-            "counter",
-            views
-                .iter()
-                .map(|(k, v)| (vl(k), v.batches.to_string()))
-                .collect(),
-        );
+        // _sum and _count belong to the histogram family above.
+        for (k, v) in &views {
+            let _ = writeln!(
+                out,
+                "feast_ingest_batch_duration_seconds_sum{{{}}} {:.6}",
+                vl(k),
+                v.seconds_sum
+            );
+            let _ = writeln!(
+                out,
+                "feast_ingest_batch_duration_seconds_count{{{}}} {}",
+                vl(k),
+                v.batches
+            );
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn renders_counters_gauges_and_a_cumulative_histogram() {
+        let m = Metrics::default();
+        m.record_batch("s", "shardId-0", 10, 1, 250);
+        m.record_write("v", "shardId-0", 9, 0.003);
+        m.record_write("v", "shardId-0", 4, 0.2);
+        m.record_error("s", "shardId-0", "ProvisionedThroughputExceededException");
+        let text = m.render();
+        for line in [
+            "feast_ingest_records_in_total{stream=\"s\",shard=\"shardId-0\"} 10",
+            "feast_ingest_records_dead_lettered_total{stream=\"s\",shard=\"shardId-0\"} 1",
+            "feast_ingest_millis_behind_latest{stream=\"s\",shard=\"shardId-0\"} 250",
+            "feast_ingest_kinesis_errors_total{stream=\"s\",shard=\"shardId-0\",code=\"ProvisionedThroughputExceededException\"} 1",
+            "feast_ingest_rows_written_total{feature_view=\"v\",shard=\"shardId-0\"} 13",
+            "feast_ingest_batch_duration_seconds_bucket{feature_view=\"v\",shard=\"shardId-0\",le=\"0.0025\"} 0",
+            "feast_ingest_batch_duration_seconds_bucket{feature_view=\"v\",shard=\"shardId-0\",le=\"0.005\"} 1",
+            "feast_ingest_batch_duration_seconds_bucket{feature_view=\"v\",shard=\"shardId-0\",le=\"0.25\"} 2",
+            "feast_ingest_batch_duration_seconds_bucket{feature_view=\"v\",shard=\"shardId-0\",le=\"+Inf\"} 2",
+            "feast_ingest_batch_duration_seconds_count{feature_view=\"v\",shard=\"shardId-0\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+        assert_eq!(m.totals(), (10, 1));
+        assert_eq!(m.rows_written(), 13);
     }
 }

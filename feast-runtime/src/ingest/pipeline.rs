@@ -1,6 +1,12 @@
 //! The batch path shared by every record source: decode, run each view's
 //! function, check its output, write offline, then write online and the
 //! checkpoint together.
+//!
+//! A record that cannot be ingested (it does not decode, or a view's
+//! function fails on it) goes to the dead-letter sink with the reason and is
+//! written nowhere else; the rest of its batch carries on. When a function
+//! fails on a batch, the batch is halved until the failure is pinned to
+//! single records, so one poison record costs one dead letter, not a batch.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,7 +14,7 @@ use std::time::Instant;
 use polars::prelude::*;
 
 use super::dead_letter::{DeadLetter, DeadLetterSink};
-use super::decode::Decoder;
+use super::decode::{Decoder, MAX_RECORD_BYTES};
 use super::metrics::Metrics;
 use crate::definition::{DataSourceDef, FeatureViewDef};
 use crate::feature_store::{FeatureStore, PushMode};
@@ -62,6 +68,13 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// A view's output for the records it accepted, and the records it failed on.
+struct ViewRun {
+    output: Option<DataFrame>,
+    /// (decoded row, reason).
+    failed: Vec<(usize, String)>,
+}
+
 impl Pipeline {
     pub fn new(
         store: Arc<FeatureStore>,
@@ -69,6 +82,18 @@ impl Pipeline {
         views: Vec<&'static FeatureViewDef>,
         to: PushMode,
         metrics: Arc<Metrics>,
+    ) -> Pipeline {
+        Pipeline::with_max_record_bytes(store, source, views, to, metrics, MAX_RECORD_BYTES)
+    }
+
+    /// A pipeline that rejects records larger than `max_record_bytes`.
+    pub fn with_max_record_bytes(
+        store: Arc<FeatureStore>,
+        source: &'static DataSourceDef,
+        views: Vec<&'static FeatureViewDef>,
+        to: PushMode,
+        metrics: Arc<Metrics>,
+        max_record_bytes: usize,
     ) -> Pipeline {
         // Join keys and the event time may not be null in a record.
         let mut required: Vec<&'static str> = views
@@ -78,7 +103,7 @@ impl Pipeline {
         required.push(source.event_timestamp_field());
         required.sort_unstable();
         required.dedup();
-        let decoder = Decoder::new(source, required);
+        let decoder = Decoder::new(source, required).with_max_record_bytes(max_record_bytes);
         let dead_letters = DeadLetterSink::new(
             store
                 .repo_dir()
@@ -118,6 +143,52 @@ impl Pipeline {
         self.dead_letters.path()
     }
 
+    fn writes_offline(&self) -> bool {
+        matches!(self.to, PushMode::Offline | PushMode::OnlineAndOffline)
+    }
+
+    fn writes_online(&self) -> bool {
+        matches!(self.to, PushMode::Online | PushMode::OnlineAndOffline)
+    }
+
+    /// Removes the offline files of `shard` that no checkpoint covers: a
+    /// batch written offline whose commit did not happen (the process died in
+    /// between). Its records are read again from the checkpoint and written
+    /// anew, perhaps with other batch boundaries, so the old file must go.
+    /// Call before reading the shard.
+    pub fn discard_uncommitted(
+        &self,
+        stream: &str,
+        shard: &str,
+        checkpoint: Option<&str>,
+    ) -> Result<usize, Error> {
+        if !self.writes_offline() {
+            return Ok(0);
+        }
+        let batch_source = offline_store::batch_of(self.source);
+        let prefix = offline_file_prefix(stream, shard);
+        let removed = offline_store::remove_files(self.store.repo_dir(), batch_source, |name| {
+            let Some((first, _last)) = name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".parquet"))
+                .and_then(|range| range.split_once('-'))
+                .filter(|(a, b)| is_digits(a) && is_digits(b))
+            else {
+                return false;
+            };
+            checkpoint.is_none_or(|c| sequence_after(first, c))
+        })?;
+        if removed > 0 {
+            tracing::info!(
+                stream,
+                shard,
+                removed,
+                "removed offline files of uncommitted batches"
+            );
+        }
+        Ok(removed)
+    }
+
     /// Processes one batch of a shard and commits it with its checkpoint.
     /// `finished` marks the shard as read to its end.
     pub fn process(
@@ -132,86 +203,72 @@ impl Pipeline {
         let (rows, rejected) = self
             .decoder
             .decode(records.iter().map(|r| r.data.as_slice()));
-        // Index of each decoded row in `records`.
-        let mut good: Vec<usize> = Vec::with_capacity(rows.height());
+        // The record behind each decoded row.
+        let mut record_of: Vec<usize> = Vec::with_capacity(rows.height());
         {
             let mut bad = rejected.iter().map(|r| r.index).peekable();
             for i in 0..records.len() {
                 if bad.peek() == Some(&i) {
                     bad.next();
                 } else {
-                    good.push(i);
+                    record_of.push(i);
                 }
             }
         }
         let mut letters: Vec<(usize, String)> =
             rejected.into_iter().map(|r| (r.index, r.reason)).collect();
 
-        let online = matches!(self.to, PushMode::Online | PushMode::OnlineAndOffline);
-        let offline = matches!(self.to, PushMode::Offline | PushMode::OnlineAndOffline);
+        // Every view runs, so that a record its function fails on is caught
+        // whatever `--to` says (it would fail again at materialization).
+        let mut failed_row = vec![false; rows.height()];
+        let mut outputs: Vec<(&'static FeatureViewDef, DataFrame)> = Vec::new();
+        if rows.height() > 0 {
+            for &view in &self.views {
+                let run = self.run_view(view, &rows);
+                for (row, reason) in run.failed {
+                    failed_row[row] = true;
+                    letters.push((record_of[row], reason));
+                }
+                if let Some(out) = run.output {
+                    outputs.push((view, out));
+                }
+            }
+        }
+
         let mut batches: Vec<(&'static FeatureViewDef, OnlineBatch)> = Vec::new();
-        if online && rows.height() > 0 {
-            for view in self.views.iter().filter(|v| v.online) {
-                match self.features(view, &rows) {
+        if self.writes_online() {
+            for (view, out) in outputs.into_iter().filter(|(v, _)| v.online) {
+                match OnlineBatch::from_frame(view, &out) {
                     Ok(batch) => batches.push((view, batch)),
-                    Err(reason) => {
-                        // The whole batch failed in this view: every decoded record goes to the sink.
-                        letters.extend(
-                            good.iter()
-                                .map(|&i| (i, format!("view `{}`: {reason}", view.name))),
-                        );
+                    Err(e) => {
+                        // Output that passed the schema check but cannot be
+                        // keyed (a null join key it produced): the view's
+                        // whole batch is dead-lettered.
+                        for (row, &record) in record_of.iter().enumerate() {
+                            if !failed_row[row] {
+                                letters.push((record, format!("view `{}`: {e}", view.name)));
+                            }
+                        }
                     }
                 }
             }
         }
 
-        letters.sort_by_key(|(i, _)| *i);
-        let dead: Vec<DeadLetter<'_>> = letters
-            .iter()
-            .map(|(i, reason)| DeadLetter {
-                shard,
-                sequence_number: &records[*i].sequence_number,
-                reason,
-                data: &records[*i].data,
-            })
-            .collect();
-        self.dead_letters
-            .write(self.source.name, &dead)
-            .map_err(|error| Error::DeadLetter {
-                path: self.dead_letters.path().display().to_string(),
-                error,
-            })?;
+        self.write_dead_letters(shard, records, &mut letters)?;
 
-        if offline && rows.height() > 0 {
-            let batch_source = offline_store::batch_of(self.source);
-            let log = offline_store::conform(&rows, &batch_source.schema()).map_err(|error| {
-                offline_store::Error::Frame {
-                    source_name: batch_source.name,
-                    error,
-                }
-            })?;
-            let (first, last) = (
-                &records[good[0]].sequence_number,
-                &records[good[good.len() - 1]].sequence_number,
-            );
-            // Named by shard and sequence range: a replay rewrites the same file.
-            offline_store::append(
-                self.store.repo_dir(),
-                batch_source,
-                &log,
-                &format!("{stream}-{shard}-{first}-{last}"),
-            )?;
+        if self.writes_offline() {
+            self.append_offline(stream, shard, records, &rows, &record_of, &failed_row)?;
         }
 
-        let last_seq = records.last().map(|r| r.sequence_number.as_str());
         let writes: Vec<(&FeatureViewDef, &OnlineBatch)> =
             batches.iter().map(|(v, b)| (*v, b)).collect();
         let checkpoint = CheckpointUpdate {
             consumer: &self.consumer,
             stream,
             shard,
-            sequence_number: last_seq,
+            sequence_number: records.last().map(|r| r.sequence_number.as_str()),
             finished,
+            records: records.len() as u64,
         };
         let stats = self
             .store
@@ -239,16 +296,148 @@ impl Pipeline {
         })
     }
 
-    /// A view's feature rows for decoded records, or why they cannot be had.
-    fn features(
+    /// Runs `view` over `rows`. A failing batch is halved, and each half run
+    /// again, until every failure is pinned to a single row; the outputs of
+    /// the parts that succeed are kept in row order.
+    fn run_view(&self, view: &'static FeatureViewDef, rows: &DataFrame) -> ViewRun {
+        let mut parts: Vec<DataFrame> = Vec::new();
+        let mut failed = Vec::new();
+        let mut todo = vec![(0usize, rows.height())];
+        while let Some((offset, len)) = todo.pop() {
+            if len == 0 {
+                continue;
+            }
+            let part = if len == rows.height() {
+                rows.clone()
+            } else {
+                rows.slice(offset as i64, len)
+            };
+            match self.store.transform(view, &part) {
+                Ok(out) => parts.push(out),
+                Err(e) if len == 1 => failed.push((offset, e.to_string())),
+                Err(e) => {
+                    tracing::debug!(view = view.name, rows = len, error = %e, "view failed on a batch; isolating the failing records");
+                    let half = len / 2;
+                    // Last in, first out: the first half runs first, which
+                    // keeps the outputs in row order.
+                    todo.push((offset + half, len - half));
+                    todo.push((offset, half));
+                }
+            }
+        }
+        let mut parts = parts.into_iter();
+        let output = parts.next().map(|mut acc| {
+            for p in parts {
+                if let Err(e) = acc.vstack_mut(&p) {
+                    tracing::error!(view = view.name, error = %e, "view outputs of one batch differ in schema");
+                }
+            }
+            acc
+        });
+        ViewRun { output, failed }
+    }
+
+    fn write_dead_letters(
         &self,
-        view: &'static FeatureViewDef,
+        shard: &str,
+        records: &[RawRecord],
+        letters: &mut Vec<(usize, String)>,
+    ) -> Result<(), Error> {
+        // One line per record, its reasons joined.
+        letters.sort_by_key(|(i, _)| *i);
+        letters.dedup_by(|later, first| {
+            if later.0 == first.0 {
+                first.1.push_str("; ");
+                first.1.push_str(&later.1);
+                true
+            } else {
+                false
+            }
+        });
+        let dead: Vec<DeadLetter<'_>> = letters
+            .iter()
+            .map(|(i, reason)| DeadLetter {
+                shard,
+                sequence_number: &records[*i].sequence_number,
+                reason,
+                data: &records[*i].data,
+            })
+            .collect();
+        self.dead_letters
+            .write(self.source.name, &dead)
+            .map_err(|error| Error::DeadLetter {
+                path: self.dead_letters.path().display().to_string(),
+                error,
+            })
+    }
+
+    /// Appends the batch's accepted records to the batch source, as one file
+    /// named by shard and sequence range: a replay of the same records
+    /// rewrites the same file.
+    fn append_offline(
+        &self,
+        stream: &str,
+        shard: &str,
+        records: &[RawRecord],
         rows: &DataFrame,
-    ) -> Result<OnlineBatch, String> {
-        let out = self
-            .store
-            .transform(view, rows)
-            .map_err(|e| e.to_string())?;
-        OnlineBatch::from_frame(view, &out).map_err(|e| e.to_string())
+        record_of: &[usize],
+        failed_row: &[bool],
+    ) -> Result<(), Error> {
+        let kept: Vec<usize> = (0..rows.height()).filter(|&r| !failed_row[r]).collect();
+        let (Some(&first), Some(&last)) = (kept.first(), kept.last()) else {
+            return Ok(());
+        };
+        let batch_source = offline_store::batch_of(self.source);
+        let frame_err = |error| offline_store::Error::Frame {
+            source_name: batch_source.name,
+            error,
+        };
+        let accepted = if kept.len() == rows.height() {
+            rows.clone()
+        } else {
+            let idx = IdxCa::from_vec("row".into(), kept.iter().map(|&r| r as IdxSize).collect());
+            rows.take(&idx).map_err(|e| frame_err(e.into()))?
+        };
+        let log = offline_store::conform(&accepted, &batch_source.schema()).map_err(frame_err)?;
+        let name = format!(
+            "{}{}-{}",
+            offline_file_prefix(stream, shard),
+            records[record_of[first]].sequence_number,
+            records[record_of[last]].sequence_number,
+        );
+        offline_store::append(self.store.repo_dir(), batch_source, &log, &name)?;
+        Ok(())
+    }
+}
+
+/// Offline files of a shard are `{stream}-{shard}-{first}-{last}.parquet`.
+fn offline_file_prefix(stream: &str, shard: &str) -> String {
+    format!("{stream}-{shard}-")
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether sequence number `a` comes after `b` in the same shard. They are
+/// decimal strings too long for any integer type: the longer is the larger,
+/// and equal lengths compare digit by digit.
+pub fn sequence_after(a: &str, b: &str) -> bool {
+    (a.len(), a) > (b.len(), b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sequence_after;
+
+    #[test]
+    fn sequence_numbers_compare_as_big_integers() {
+        let a = "49590338271490256608559692538361571095921575989136588898";
+        let b = "49590338271490256608559692538361571095921575989136588899";
+        assert!(sequence_after(b, a));
+        assert!(!sequence_after(a, b));
+        assert!(!sequence_after(a, a));
+        assert!(sequence_after("100", "99"));
+        assert!(!sequence_after("99", "100"));
     }
 }

@@ -176,6 +176,8 @@ pub struct CheckpointUpdate<'a> {
     pub sequence_number: Option<&'a str>,
     /// The shard is closed and read to its end.
     pub finished: bool,
+    /// Records the batch covers, dead-lettered ones included.
+    pub records: u64,
 }
 
 pub use crate::ingest::checkpoint::Checkpoint;

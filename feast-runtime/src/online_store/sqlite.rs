@@ -180,6 +180,7 @@ impl OnlineStore for SqliteStore {
                     c.shard,
                     c.sequence_number,
                     c.finished,
+                    c.records,
                 )?;
             }
             Ok(stats)
