@@ -1,8 +1,24 @@
 //! Decoding stream records (JSON objects, Feast's `JsonFormat`) straight into
-//! Polars columns, one builder per column of the source's schema. A record
-//! that does not fit is returned with the reason, for the dead-letter sink.
+//! Polars columns, one builder per column of the source's schema.
+//!
+//! Each record is read with a streaming serde visitor: known fields are
+//! parsed into their column's type as they are met, unknown ones skipped,
+//! and no JSON tree is built. A record that does not fit (not JSON, not an
+//! object, a mistyped field, a missing or null join key or event time, too
+//! large) is returned with the reason, for the dead-letter sink, and adds
+//! nothing to the frame.
+//!
+//! Values follow Spark's `from_json` for the DDL types of `schema_json`:
+//! integers must be whole numbers in range; `float` and `double` take any
+//! number; `timestamp` takes an ISO-8601 string (`2025-01-01T00:00:00Z`, an
+//! offset, or no zone for UTC) or epoch seconds, milliseconds or
+//! microseconds (told apart by magnitude); `binary` takes base64; arrays take
+//! JSON arrays of their element type.
+
+use std::fmt;
 
 use polars::prelude::*;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::definition::{DataSourceDef, FeastType, FieldDef};
 
@@ -18,6 +34,20 @@ pub struct Rejected {
 /// default maximum record size of a Kinesis stream).
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
+/// One parsed value, already checked against its column's type.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Bool(bool),
+    /// Microseconds since the epoch.
+    Ts(i64),
+    List(Vec<Option<Cell>>),
+}
+
+/// A column under construction.
 enum Builder {
     Int32(Vec<Option<i32>>),
     Int64(Vec<Option<i64>>),
@@ -28,18 +58,8 @@ enum Builder {
     Bool(Vec<Option<bool>>),
     /// Microseconds since the epoch.
     Timestamp(Vec<Option<i64>>),
-    /// Arrays are kept as JSON and converted per row at the end.
-    Array(FeastType, Vec<Option<serde_json::Value>>),
-}
-
-/// One parsed value, checked against its column's type.
-enum Cell {
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Bool(bool),
-    Ts(i64),
-    Json(serde_json::Value),
+    /// Each row's elements, built into a list column at the end.
+    Array(&'static FeastType, Vec<Option<Vec<Option<Cell>>>>),
 }
 
 impl Builder {
@@ -53,149 +73,75 @@ impl Builder {
             FeastType::Bytes => Builder::Bytes(Vec::with_capacity(cap)),
             FeastType::Bool => Builder::Bool(Vec::with_capacity(cap)),
             FeastType::UnixTimestamp => Builder::Timestamp(Vec::with_capacity(cap)),
-            FeastType::Array(_) => Builder::Array(ty, Vec::with_capacity(cap)),
+            FeastType::Array(inner) => Builder::Array(inner, Vec::with_capacity(cap)),
         }
     }
 
+    /// Appends a cell that [`CellSeed`] produced for this builder's type.
     fn push(&mut self, cell: Option<Cell>) {
         match (self, cell) {
-            (Builder::Int32(v), Some(Cell::Int(x))) => v.push(Some(x as i32)),
-            (Builder::Int64(v), Some(Cell::Int(x))) => v.push(Some(x)),
+            (Builder::Int32(v), Some(Cell::Int(x))) => v.push(i32::try_from(x).ok()),
+            (Builder::Int64(v), Some(Cell::Int(x)))
+            | (Builder::Timestamp(v), Some(Cell::Ts(x))) => {
+                v.push(Some(x));
+            }
             (Builder::Float32(v), Some(Cell::Float(x))) => v.push(Some(x as f32)),
             (Builder::Float64(v), Some(Cell::Float(x))) => v.push(Some(x)),
             (Builder::String(v), Some(Cell::Str(x))) => v.push(Some(x)),
-            (Builder::Bytes(v), Some(Cell::Str(x))) => v.push(Some(x.into_bytes())),
+            (Builder::Bytes(v), Some(Cell::Bytes(x))) => v.push(Some(x)),
             (Builder::Bool(v), Some(Cell::Bool(x))) => v.push(Some(x)),
-            (Builder::Timestamp(v), Some(Cell::Ts(x))) => v.push(Some(x)),
-            (Builder::Array(_, v), Some(Cell::Json(x))) => v.push(Some(x)),
-            (Builder::Int32(v), _) => v.push(None),
-            (Builder::Int64(v), _) | (Builder::Timestamp(v), _) => v.push(None),
-            (Builder::Float32(v), _) => v.push(None),
-            (Builder::Float64(v), _) => v.push(None),
-            (Builder::String(v), _) => v.push(None),
-            (Builder::Bytes(v), _) => v.push(None),
-            (Builder::Bool(v), _) => v.push(None),
-            (Builder::Array(_, v), _) => v.push(None),
+            (Builder::Array(_, v), Some(Cell::List(x))) => v.push(Some(x)),
+            (b, _) => b.push_null(),
         }
     }
 
-    fn finish(self, name: &str) -> PolarsResult<Column> {
-        let name = PlSmallStr::from(name);
+    fn push_null(&mut self) {
+        match self {
+            Builder::Int32(v) => v.push(None),
+            Builder::Int64(v) | Builder::Timestamp(v) => v.push(None),
+            Builder::Float32(v) => v.push(None),
+            Builder::Float64(v) => v.push(None),
+            Builder::String(v) => v.push(None),
+            Builder::Bytes(v) => v.push(None),
+            Builder::Bool(v) => v.push(None),
+            Builder::Array(_, v) => v.push(None),
+        }
+    }
+
+    fn finish(self, name: PlSmallStr) -> PolarsResult<Series> {
         Ok(match self {
-            Builder::Int32(v) => Column::new(name, v),
-            Builder::Int64(v) => Column::new(name, v),
-            Builder::Float32(v) => Column::new(name, v),
-            Builder::Float64(v) => Column::new(name, v),
-            Builder::String(v) => Column::new(name, v),
-            Builder::Bytes(v) => Column::new(name, v),
-            Builder::Bool(v) => Column::new(name, v),
+            Builder::Int32(v) => Series::new(name, v),
+            Builder::Int64(v) => Series::new(name, v),
+            Builder::Float32(v) => Series::new(name, v),
+            Builder::Float64(v) => Series::new(name, v),
+            Builder::String(v) => Series::new(name, v),
+            Builder::Bytes(v) => Series::new(name, v),
+            Builder::Bool(v) => Series::new(name, v),
             Builder::Timestamp(v) => {
-                Column::new(name, v).cast(&FeastType::UnixTimestamp.dtype())?
+                Series::new(name, v).cast(&FeastType::UnixTimestamp.dtype())?
             }
-            Builder::Array(ty, v) => {
-                let FeastType::Array(inner) = ty else {
-                    unreachable!("array builder")
-                };
-                let series: Vec<Option<Series>> = v
+            Builder::Array(inner, rows) => {
+                let lists = rows
                     .into_iter()
-                    .map(|item| item.map(|json| array_series(*inner, &json)))
-                    .collect();
-                let mut s = Series::new(name.clone(), series);
-                s = s.cast(&ty.dtype())?;
-                s.into()
+                    .map(|row| {
+                        row.map(|cells| {
+                            let mut b = Builder::new(*inner, cells.len());
+                            for c in cells {
+                                b.push(c);
+                            }
+                            b.finish(PlSmallStr::EMPTY)
+                        })
+                        .transpose()
+                    })
+                    .collect::<PolarsResult<Vec<Option<Series>>>>()?;
+                Series::new(name, lists).cast(&FeastType::Array(inner).dtype())?
             }
         })
     }
 }
 
-fn array_series(inner: FeastType, json: &serde_json::Value) -> Series {
-    let items = json.as_array().cloned().unwrap_or_default();
-    let name = PlSmallStr::EMPTY;
-    match inner {
-        FeastType::Int32 => Series::new(
-            name,
-            items
-                .iter()
-                .map(|v| v.as_i64().map(|x| x as i32))
-                .collect::<Vec<_>>(),
-        ),
-        FeastType::Int64 | FeastType::UnixTimestamp => Series::new(
-            name,
-            items
-                .iter()
-                .map(serde_json::Value::as_i64)
-                .collect::<Vec<_>>(),
-        ),
-        FeastType::Float32 => Series::new(
-            name,
-            items
-                .iter()
-                .map(|v| v.as_f64().map(|x| x as f32))
-                .collect::<Vec<_>>(),
-        ),
-        FeastType::Float64 => Series::new(
-            name,
-            items
-                .iter()
-                .map(serde_json::Value::as_f64)
-                .collect::<Vec<_>>(),
-        ),
-        FeastType::Bool => Series::new(
-            name,
-            items
-                .iter()
-                .map(serde_json::Value::as_bool)
-                .collect::<Vec<_>>(),
-        ),
-        _ => Series::new(
-            name,
-            items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Vec<_>>(),
-        ),
-    }
-}
-
-/// Reads one field of a record as its column's type.
-fn cell(ty: FeastType, v: &serde_json::Value) -> Result<Option<Cell>, String> {
-    use serde_json::Value as J;
-    Ok(Some(match (ty, v) {
-        (_, J::Null) => return Ok(None),
-        (FeastType::Int32, J::Number(n)) => {
-            let x = n.as_i64().ok_or("not an integer")?;
-            i32::try_from(x).map_err(|_| "out of the Int32 range")?;
-            Cell::Int(x)
-        }
-        (FeastType::Int64, J::Number(n)) => Cell::Int(n.as_i64().ok_or("not an integer")?),
-        (FeastType::Float32 | FeastType::Float64, J::Number(n)) => {
-            Cell::Float(n.as_f64().ok_or("not a number")?)
-        }
-        (FeastType::String | FeastType::Bytes, J::String(s)) => Cell::Str(s.clone()),
-        (FeastType::Bool, J::Bool(b)) => Cell::Bool(*b),
-        (FeastType::UnixTimestamp, J::String(s)) => {
-            Cell::Ts(parse_time(s).ok_or("not an ISO-8601 timestamp")?)
-        }
-        (FeastType::UnixTimestamp, J::Number(n)) => {
-            Cell::Ts(epoch_to_us(n.as_f64().ok_or("not a number")?))
-        }
-        (FeastType::Array(_), J::Array(_)) => Cell::Json(v.clone()),
-        _ => return Err(format!("expected {ty}, found {}", json_kind(v))),
-    }))
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
-/// RFC 3339, or a naive `YYYY-MM-DD[T ]HH:MM:SS[.f]` taken as UTC.
+/// RFC 3339, or a naive `YYYY-MM-DD[T ]HH:MM:SS[.f]` taken as UTC; in
+/// microseconds since the epoch.
 pub fn parse_time(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_micros())
@@ -211,15 +157,268 @@ pub fn parse_time(s: &str) -> Option<i64> {
 }
 
 /// An epoch number in seconds, milliseconds or microseconds (by magnitude:
-/// values past year 5138 in seconds are read as milliseconds, and so on).
+/// values past the year 5138 in seconds are read as milliseconds, and past
+/// 5138 in milliseconds as microseconds), in microseconds.
 pub fn epoch_to_us(x: f64) -> i64 {
     let a = x.abs();
     if a >= 1e14 {
         x as i64
     } else if a >= 1e11 {
-        (x * 1e3) as i64
+        (x * 1e3).round() as i64
     } else {
-        (x * 1e6) as i64
+        (x * 1e6).round() as i64
+    }
+}
+
+/// Standard base64 (with or without padding), as Spark reads `binary`.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    (bits < 6).then_some(out)
+}
+
+/// The first problem met in a record; the serde error itself only carries
+/// it out of the visitor.
+#[derive(Default)]
+struct Problem(Option<String>);
+
+impl Problem {
+    fn set<E: de::Error>(&mut self, reason: String) -> E {
+        if self.0.is_none() {
+            self.0 = Some(reason);
+        }
+        E::custom("rejected")
+    }
+}
+
+/// Parses one JSON value as `ty`. `field` names it in errors.
+struct CellSeed<'p> {
+    ty: FeastType,
+    field: &'static str,
+    problem: &'p mut Problem,
+}
+
+impl CellSeed<'_> {
+    fn wrong<E: de::Error>(self, found: &str) -> Result<Option<Cell>, E> {
+        let (field, ty) = (self.field, self.ty);
+        Err(self
+            .problem
+            .set(format!("field `{field}`: expected {ty}, found {found}")))
+    }
+
+    fn fail<E: de::Error>(self, why: &str) -> Result<Option<Cell>, E> {
+        let field = self.field;
+        Err(self.problem.set(format!("field `{field}`: {why}")))
+    }
+
+    fn int<E: de::Error>(self, x: i128) -> Result<Option<Cell>, E> {
+        match self.ty {
+            FeastType::Int32 if i32::try_from(x).is_err() => self.fail("out of the Int32 range"),
+            FeastType::Int32 | FeastType::Int64 => match i64::try_from(x) {
+                Ok(v) => Ok(Some(Cell::Int(v))),
+                Err(_) => self.fail("out of the Int64 range"),
+            },
+            FeastType::Float32 | FeastType::Float64 => Ok(Some(Cell::Float(x as f64))),
+            FeastType::UnixTimestamp => Ok(Some(Cell::Ts(epoch_to_us(x as f64)))),
+            _ => self.wrong("a number"),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = Option<Cell>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Cell>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CellSeed<'_> {
+    type Value = Option<Cell>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a value of type {}", self.ty)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Cell>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, x: i64) -> Result<Option<Cell>, E> {
+        self.int(i128::from(x))
+    }
+
+    fn visit_u64<E: de::Error>(self, x: u64) -> Result<Option<Cell>, E> {
+        self.int(i128::from(x))
+    }
+
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Option<Cell>, E> {
+        match self.ty {
+            FeastType::Float32 | FeastType::Float64 => Ok(Some(Cell::Float(x))),
+            FeastType::UnixTimestamp if x.is_finite() => Ok(Some(Cell::Ts(epoch_to_us(x)))),
+            FeastType::Int32 | FeastType::Int64 => self.fail("not an integer"),
+            _ => self.wrong("a number"),
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Option<Cell>, E> {
+        match self.ty {
+            FeastType::Bool => Ok(Some(Cell::Bool(b))),
+            _ => self.wrong("a boolean"),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<Cell>, E> {
+        match self.ty {
+            FeastType::String => Ok(Some(Cell::Str(s.to_owned()))),
+            FeastType::Bytes => match base64_decode(s) {
+                Some(b) => Ok(Some(Cell::Bytes(b))),
+                None => self.fail("not base64"),
+            },
+            FeastType::UnixTimestamp => match parse_time(s) {
+                Some(t) => Ok(Some(Cell::Ts(t))),
+                None => self.fail("not an ISO-8601 timestamp"),
+            },
+            _ => self.wrong("a string"),
+        }
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Option<Cell>, E> {
+        match self.ty {
+            FeastType::String => Ok(Some(Cell::Str(s))),
+            _ => self.visit_str(&s),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Cell>, A::Error> {
+        let FeastType::Array(inner) = self.ty else {
+            return self.wrong("an array");
+        };
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(item) = seq.next_element_seed(CellSeed {
+            ty: *inner,
+            field: self.field,
+            problem: &mut *self.problem,
+        })? {
+            items.push(item);
+        }
+        Ok(Some(Cell::List(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<Option<Cell>, A::Error> {
+        self.wrong("an object")
+    }
+}
+
+/// Finds a record's key among the decoder's fields (`None`: not one of them).
+struct KeySeed<'a>(&'a [(&'static str, &'static str, FeastType)]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|(field, _, _)| *field == s))
+    }
+}
+
+/// Reads one record (a JSON object) into `row`, one slot per column, and
+/// marks in `seen` the fields it has.
+struct RecordSeed<'a> {
+    columns: &'a [(&'static str, &'static str, FeastType)],
+    row: &'a mut [Option<Cell>],
+    seen: &'a mut [bool],
+    problem: &'a mut Problem,
+}
+
+impl RecordSeed<'_> {
+    fn not_object<E: de::Error>(self, found: &str) -> Result<(), E> {
+        Err(self
+            .problem
+            .set(format!("expected a JSON object, found {found}")))
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed(self.columns))? {
+            match key {
+                Some(i) => {
+                    self.seen[i] = true;
+                    self.row[i] = map.next_value_seed(CellSeed {
+                        ty: self.columns[i].2,
+                        field: self.columns[i].0,
+                        problem: &mut *self.problem,
+                    })?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.not_object("null")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.not_object("a boolean")
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.not_object("a number")
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.not_object("a number")
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.not_object("a number")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.not_object("a string")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        self.not_object("an array")
     }
 }
 
@@ -229,7 +428,8 @@ pub fn epoch_to_us(x: f64) -> i64 {
 pub struct Decoder {
     /// (JSON field name, column name, type).
     columns: Vec<(&'static str, &'static str, FeastType)>,
-    required: Vec<&'static str>,
+    /// Per column: must be present and non-null.
+    required: Vec<bool>,
     max_record_bytes: usize,
 }
 
@@ -238,11 +438,15 @@ impl Decoder {
     /// must be present and non-null in every record.
     pub fn new(source: &DataSourceDef, required: Vec<&'static str>) -> Decoder {
         let mapped = source.schema();
-        let columns = source
+        let columns: Vec<(&'static str, &'static str, FeastType)> = source
             .raw_schema()
             .iter()
             .zip(mapped)
             .map(|(raw, m): (&FieldDef, FieldDef)| (raw.name, m.name, raw.dtype))
+            .collect();
+        let required = columns
+            .iter()
+            .map(|(_, name, _)| required.contains(name))
             .collect();
         Decoder {
             columns,
@@ -255,6 +459,47 @@ impl Decoder {
     pub fn with_max_record_bytes(mut self, bytes: usize) -> Decoder {
         self.max_record_bytes = bytes;
         self
+    }
+
+    /// Reads one record into `row`, or says why it does not fit.
+    fn record(
+        &self,
+        bytes: &[u8],
+        row: &mut [Option<Cell>],
+        seen: &mut [bool],
+    ) -> Result<(), String> {
+        if bytes.len() > self.max_record_bytes {
+            return Err(format!(
+                "record of {} bytes is over the {}-byte limit",
+                bytes.len(),
+                self.max_record_bytes
+            ));
+        }
+        row.iter_mut().for_each(|c| *c = None);
+        seen.iter_mut().for_each(|s| *s = false);
+        let mut problem = Problem::default();
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed = de
+            .deserialize_any(RecordSeed {
+                columns: &self.columns,
+                row,
+                seen: &mut *seen,
+                problem: &mut problem,
+            })
+            .and_then(|()| de.end());
+        if let Err(e) = parsed {
+            return Err(match problem.0 {
+                Some(reason) => reason,
+                None => format!("not JSON: {e}"),
+            });
+        }
+        for (i, (field, _, _)) in self.columns.iter().enumerate() {
+            if self.required[i] && row[i].is_none() {
+                let what = if seen[i] { "null" } else { "missing" };
+                return Err(format!("field `{field}` is {what}; it is required"));
+            }
+        }
+        Ok(())
     }
 
     /// Decodes a batch of records. Good records become rows of the frame (in
@@ -270,78 +515,333 @@ impl Decoder {
             .map(|(_, _, t)| Builder::new(*t, n))
             .collect();
         let mut rejected = Vec::new();
-        let mut row: Vec<Option<Cell>> = Vec::with_capacity(self.columns.len());
+        let mut row: Vec<Option<Cell>> = vec![None; self.columns.len()];
+        let mut seen = vec![false; self.columns.len()];
         let mut height = 0;
-        'records: for (index, bytes) in records.enumerate() {
-            if bytes.len() > self.max_record_bytes {
-                rejected.push(Rejected {
-                    index,
-                    reason: format!(
-                        "record of {} bytes is over the {}-byte limit",
-                        bytes.len(),
-                        self.max_record_bytes
-                    ),
-                });
-                continue;
-            }
-            let obj: serde_json::Map<String, serde_json::Value> =
-                match serde_json::from_slice(bytes) {
-                    Ok(serde_json::Value::Object(o)) => o,
-                    Ok(other) => {
-                        rejected.push(Rejected {
-                            index,
-                            reason: format!("expected a JSON object, found {}", json_kind(&other)),
-                        });
-                        continue;
+        for (index, bytes) in records.enumerate() {
+            match self.record(bytes, &mut row, &mut seen) {
+                Ok(()) => {
+                    for (b, c) in builders.iter_mut().zip(row.iter_mut()) {
+                        b.push(c.take());
                     }
-                    Err(e) => {
-                        rejected.push(Rejected {
-                            index,
-                            reason: format!("not JSON: {e}"),
-                        });
-                        continue;
-                    }
-                };
-            row.clear();
-            for (field, column, ty) in &self.columns {
-                let value = obj.get(*field).unwrap_or(&serde_json::Value::Null);
-                let c = match cell(*ty, value) {
-                    Ok(c) => c,
-                    Err(why) => {
-                        rejected.push(Rejected {
-                            index,
-                            reason: format!("field `{field}`: {why}"),
-                        });
-                        continue 'records;
-                    }
-                };
-                if c.is_none() && self.required.contains(column) {
-                    let what = if value.is_null() && !obj.contains_key(*field) {
-                        "missing"
-                    } else {
-                        "null"
-                    };
-                    rejected.push(Rejected {
-                        index,
-                        reason: format!("field `{field}` is {what}; it is required"),
-                    });
-                    continue 'records;
+                    height += 1;
                 }
-                row.push(c);
+                Err(reason) => rejected.push(Rejected { index, reason }),
             }
-            for (b, c) in builders.iter_mut().zip(row.drain(..)) {
-                b.push(c);
-            }
-            height += 1;
         }
         let columns: PolarsResult<Vec<Column>> = builders
             .into_iter()
             .zip(&self.columns)
-            .map(|(b, (_, name, _))| b.finish(name))
+            .map(|(b, (_, name, _))| Ok(b.finish(PlSmallStr::from_static(name))?.into()))
             .collect();
-        let df = columns
-            .and_then(|c| DataFrame::new(height, c))
-            .unwrap_or_else(|_| DataFrame::empty());
+        let df = match columns.and_then(|c| DataFrame::new(height, c)) {
+            Ok(df) => df,
+            Err(e) => {
+                // Not expected: every builder holds `height` cells of its
+                // own type. Reject the batch rather than lose it silently.
+                let reason = format!("cannot build the batch's columns: {e}");
+                return (
+                    DataFrame::empty(),
+                    (0..n)
+                        .map(|index| Rejected {
+                            index,
+                            reason: reason.clone(),
+                        })
+                        .collect(),
+                );
+            }
+        };
         (df, rejected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::{Location, RecordFormat, SourceKind};
+
+    const LOCATION: Location = Location {
+        module_path: "tests",
+        file: "decode.rs",
+        line: 1,
+        column: 1,
+    };
+
+    static HISTORY: DataSourceDef = DataSourceDef {
+        name: "history",
+        kind: SourceKind::File {
+            path: "data/history.parquet",
+            schema: &[],
+        },
+        timestamp_field: "event_timestamp",
+        created_timestamp_column: None,
+        field_mapping: &[],
+        description: "",
+        tags: &[],
+        owner: "",
+        location: LOCATION,
+    };
+
+    static EVERY_TYPE: DataSourceDef = DataSourceDef {
+        name: "every_type",
+        kind: SourceKind::Kinesis {
+            stream_name: "s",
+            region: "us-east-1",
+            record_format: RecordFormat::Json {
+                schema_json: "",
+                schema: &[
+                    FieldDef {
+                        name: "id",
+                        dtype: FeastType::Int32,
+                    },
+                    FieldDef {
+                        name: "big",
+                        dtype: FeastType::Int64,
+                    },
+                    FieldDef {
+                        name: "f",
+                        dtype: FeastType::Float32,
+                    },
+                    FieldDef {
+                        name: "d",
+                        dtype: FeastType::Float64,
+                    },
+                    FieldDef {
+                        name: "s",
+                        dtype: FeastType::String,
+                    },
+                    FieldDef {
+                        name: "b",
+                        dtype: FeastType::Bool,
+                    },
+                    FieldDef {
+                        name: "raw",
+                        dtype: FeastType::Bytes,
+                    },
+                    FieldDef {
+                        name: "ts",
+                        dtype: FeastType::UnixTimestamp,
+                    },
+                    FieldDef {
+                        name: "xs",
+                        dtype: FeastType::Array(&FeastType::Float64),
+                    },
+                    FieldDef {
+                        name: "names",
+                        dtype: FeastType::Array(&FeastType::String),
+                    },
+                ],
+            },
+            batch_source: &HISTORY,
+        },
+        timestamp_field: "ts",
+        created_timestamp_column: None,
+        // `id` in the records is `driver_id` for the views.
+        field_mapping: &[("id", "driver_id")],
+        description: "",
+        tags: &[],
+        owner: "",
+        location: LOCATION,
+    };
+
+    fn decoder() -> Decoder {
+        Decoder::new(&EVERY_TYPE, vec!["driver_id", "ts"])
+    }
+
+    fn decode(records: &[&str]) -> (DataFrame, Vec<Rejected>) {
+        decoder().decode(records.iter().map(|r| r.as_bytes()))
+    }
+
+    /// 2025-01-01T00:00:00Z in microseconds.
+    const T: i64 = 1_735_689_600_000_000;
+
+    fn micros(df: &DataFrame, name: &str) -> Vec<Option<i64>> {
+        df.column(name)
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn every_type_lands_in_its_column_with_field_mapping() {
+        let (df, rejected) = decode(&[
+            r#"{"id": 7, "big": 9007199254740993, "f": 0.5, "d": 1e-3, "s": "héllo\n", "b": true,
+                "raw": "AAEC/w==", "ts": "2025-01-01T00:00:00Z", "xs": [1, 2.5, null], "names": ["a"],
+                "ignored": {"nested": [1, 2]}}"#,
+            r#"{"ts": "2025-01-01T01:00:00+01:00", "id": -3}"#,
+        ]);
+        assert_eq!(rejected, []);
+        assert_eq!(
+            df.get_column_names(),
+            [
+                "driver_id",
+                "big",
+                "f",
+                "d",
+                "s",
+                "b",
+                "raw",
+                "ts",
+                "xs",
+                "names"
+            ]
+        );
+        let schema = df.schema();
+        assert_eq!(schema.get("driver_id"), Some(&DataType::Int32));
+        assert_eq!(schema.get("ts"), Some(&FeastType::UnixTimestamp.dtype()));
+        assert_eq!(
+            schema.get("xs"),
+            Some(&FeastType::Array(&FeastType::Float64).dtype())
+        );
+        let ids: Vec<Option<i32>> = df
+            .column("driver_id")
+            .unwrap()
+            .i32()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(ids, [Some(7), Some(-3)]);
+        let big: Vec<Option<i64>> = df.column("big").unwrap().i64().unwrap().iter().collect();
+        assert_eq!(big, [Some(9_007_199_254_740_993), None]);
+        assert_eq!(df.column("f").unwrap().f32().unwrap().get(0), Some(0.5));
+        assert_eq!(df.column("d").unwrap().f64().unwrap().get(0), Some(0.001));
+        assert_eq!(
+            df.column("s").unwrap().str().unwrap().get(0),
+            Some("héllo\n")
+        );
+        assert_eq!(df.column("b").unwrap().bool().unwrap().get(1), None);
+        assert_eq!(
+            df.column("raw").unwrap().binary().unwrap().get(0),
+            Some(&[0u8, 1, 2, 255][..])
+        );
+        assert_eq!(micros(&df, "ts"), [Some(T), Some(T)]);
+        let xs = df
+            .column("xs")
+            .unwrap()
+            .list()
+            .unwrap()
+            .get_as_series(0)
+            .unwrap();
+        assert_eq!(
+            xs.f64().unwrap().iter().collect::<Vec<_>>(),
+            [Some(1.0), Some(2.5), None]
+        );
+        assert!(
+            df.column("xs")
+                .unwrap()
+                .list()
+                .unwrap()
+                .get_as_series(1)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn timestamps_are_iso_strings_or_epoch_numbers_of_any_unit() {
+        let (df, rejected) = decode(&[
+            r#"{"id": 1, "ts": "2025-01-01T00:00:00.25Z"}"#,
+            r#"{"id": 1, "ts": "2025-01-01 00:00:00"}"#,
+            r#"{"id": 1, "ts": "2025-01-01T00:00:00.000001"}"#,
+            r#"{"id": 1, "ts": 1735689600}"#,
+            r#"{"id": 1, "ts": 1735689600.5}"#,
+            r#"{"id": 1, "ts": 1735689600123}"#,
+            r#"{"id": 1, "ts": 1735689600123456}"#,
+        ]);
+        assert_eq!(rejected, []);
+        assert_eq!(
+            micros(&df, "ts"),
+            [
+                Some(T + 250_000),
+                Some(T),
+                Some(T + 1),
+                Some(T),
+                Some(T + 500_000),
+                Some(T + 123_000),
+                Some(T + 123_456),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_records_are_rejected_with_the_reason_and_the_rest_kept_in_order() {
+        let records = [
+            r#"{"id": 1, "ts": 1735689600, "s": "first"}"#,
+            r#"{"id": 1, "ts": 1735689600"#,
+            r#"[1, 2]"#,
+            r#"{"id": 1.5, "ts": 1735689600}"#,
+            r#"{"id": 2147483648, "ts": 1735689600}"#,
+            r#"{"id": null, "ts": 1735689600}"#,
+            r#"{"ts": 1735689600}"#,
+            r#"{"id": 1}"#,
+            r#"{"id": 1, "ts": "noon"}"#,
+            r#"{"id": 1, "ts": 1735689600, "f": "fast"}"#,
+            r#"{"id": 1, "ts": 1735689600, "raw": "not base64!"}"#,
+            r#"{"id": 1, "ts": 1735689600, "xs": [1, "two"]}"#,
+            r#"{"id": 1, "ts": 1735689600, "names": "solo"}"#,
+            r#"{"id": 1, "ts": 1735689600, "b": {}}"#,
+            r#"{"id": 1, "ts": 1735689600} trailing"#,
+            r#"{"id": 2, "ts": 1735689600, "s": "last"}"#,
+        ];
+        let (df, rejected) = decode(&records);
+        let reasons: Vec<(usize, &str)> = rejected
+            .iter()
+            .map(|r| (r.index, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    1,
+                    "not JSON: EOF while parsing an object at line 1 column 26"
+                ),
+                (2, "expected a JSON object, found an array"),
+                (3, "field `id`: not an integer"),
+                (4, "field `id`: out of the Int32 range"),
+                (5, "field `id` is null; it is required"),
+                (6, "field `id` is missing; it is required"),
+                (7, "field `ts` is missing; it is required"),
+                (8, "field `ts`: not an ISO-8601 timestamp"),
+                (9, "field `f`: expected Float32, found a string"),
+                (10, "field `raw`: not base64"),
+                (11, "field `xs`: expected Float64, found a string"),
+                (12, "field `names`: expected Array(String), found a string"),
+                (13, "field `b`: expected Bool, found an object"),
+                (14, "not JSON: trailing characters at line 1 column 29"),
+            ]
+        );
+        let s: Vec<Option<&str>> = df.column("s").unwrap().str().unwrap().iter().collect();
+        assert_eq!(s, [Some("first"), Some("last")]);
+    }
+
+    #[test]
+    fn oversize_records_are_rejected_before_parsing() {
+        let d = decoder().with_max_record_bytes(32);
+        let long = format!(
+            r#"{{"id": 1, "ts": 1735689600, "s": "{}"}}"#,
+            "x".repeat(40)
+        );
+        let (df, rejected) = d.decode([long.as_bytes()].into_iter());
+        assert_eq!(df.height(), 0);
+        assert_eq!(
+            rejected,
+            [Rejected {
+                index: 0,
+                reason: format!("record of {} bytes is over the 32-byte limit", long.len())
+            }]
+        );
+    }
+
+    #[test]
+    fn base64_and_epoch_helpers() {
+        assert_eq!(base64_decode("Zm9vYmFy"), Some(b"foobar".to_vec()));
+        assert_eq!(base64_decode("Zm9vYg=="), Some(b"foob".to_vec()));
+        assert_eq!(base64_decode("Zm9vYg"), Some(b"foob".to_vec()));
+        assert_eq!(base64_decode("Z"), None);
+        assert_eq!(base64_decode(""), Some(Vec::new()));
+        assert_eq!(epoch_to_us(-1.0), -1_000_000);
     }
 }
