@@ -650,3 +650,39 @@ fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut text).unwrap();
     text.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
+
+#[test]
+fn a_locked_store_pauses_ingestion_until_it_is_free() {
+    let emu = Emulator::start();
+    let kinesis = Kinesis::new(&emu.endpoint());
+    kinesis.create_stream(STREAM, 1);
+    let first = shuffled_records(300, 30, 43, 1);
+    put(&kinesis, &first);
+    let repo = Repo::example(&emu.endpoint());
+    let child = repo.spawn(&["ingest", "--batch-size", "100"]);
+    repo.wait_committed(STREAM, 300, Duration::from_secs(30));
+
+    // Another writer holds the database for longer than the store's busy
+    // timeout (10 s): the next batch fails, and is retried until it is free.
+    let lock = repo.db();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let second = shuffled_records(300, 30, 47, 301);
+    let mut entries: Vec<(String, Vec<u8>)> = second.iter().map(Rec::entry).collect();
+    entries.insert(10, ("bad".into(), b"not json".to_vec()));
+    kinesis.put(STREAM, &entries);
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(repo.committed(STREAM), 300, "committed while the store was locked");
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+
+    repo.wait_committed(STREAM, 601, Duration::from_secs(30));
+    terminate(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("cannot write a batch; retrying"), "{stderr}");
+    // The batch was tried more than once; its dead letter is written once
+    // (`dead_letters` fails on a repeated line).
+    assert_eq!(repo.dead_letters(SOURCE).len(), 1);
+    let all: Vec<Rec> = first.into_iter().chain(second).collect();
+    assert_online_is_newest(&repo, &all);
+}

@@ -46,7 +46,8 @@ pub struct IngestOptions {
     pub from: StartFrom,
     /// Stop once every shard reports no lag.
     pub until_caught_up: bool,
-    /// Records per micro-batch (and per GetRecords call, at most 10,000).
+    /// Records per micro-batch; GetRecords asks for what the batch still
+    /// lacks, at most 10,000 a call.
     pub batch_size: usize,
     /// A partial batch is written after this long.
     pub max_batch_latency: Duration,
@@ -687,7 +688,7 @@ impl ShardReader {
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(|error| self.pipeline_error(error))?;
         }
-        let limit = self.opts.batch_size.clamp(1, 10_000);
+        let limit = self.opts.batch_size.max(1);
         let mut iterator: Option<String> = None;
         // Pacing: at most five GetRecords calls a second.
         let mut last_call: Option<Instant> = None;
@@ -712,7 +713,9 @@ impl ShardReader {
                 }
             }
             last_call = Some(Instant::now());
-            let want = limit.saturating_sub(self.pending.len()).max(1);
+            // GetRecords returns at most 10,000 records a call; a larger
+            // batch gathers over several calls.
+            let want = limit.saturating_sub(self.pending.len()).clamp(1, 10_000);
             let (next, got) = match self.fetch(it, want).await? {
                 Fetch::Records { next, got } => (next, got),
                 Fetch::Retry(it) => {
@@ -858,26 +861,44 @@ impl ShardReader {
 
     /// Writes the pending records as one batch, with the checkpoint, on a
     /// blocking thread. `finished` records the shard's end (even with no
-    /// records left).
+    /// records left). A store failure that may pass (a locked database, a
+    /// full disk) is retried with back-off: the shard pauses, fetching
+    /// nothing and checkpointing nothing, until the batch is written. The
+    /// shutdown deadline bounds the wait after a stop.
     async fn flush(&mut self, finished: bool) -> Result<(), Error> {
         if self.pending.is_empty() && !finished {
             return Ok(());
         }
-        let records = std::mem::take(&mut self.pending);
+        let records = Arc::new(std::mem::take(&mut self.pending));
         self.pending_since = None;
-        let (pipeline, stream, shard, behind) = (
-            self.pipeline.clone(),
-            self.stream,
-            self.shard.clone(),
-            self.behind_ms,
-        );
-        tokio::task::spawn_blocking(move || {
-            pipeline.process(stream, &shard, &records, finished, behind)
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
-        .map(drop)
-        .map_err(|error| self.pipeline_error(error))
+        let mut backoff = Backoff::new(&self.shard);
+        loop {
+            let (pipeline, stream, shard, behind, batch) = (
+                self.pipeline.clone(),
+                self.stream,
+                self.shard.clone(),
+                self.behind_ms,
+                records.clone(),
+            );
+            let result = tokio::task::spawn_blocking(move || {
+                pipeline.process(stream, &shard, &batch, finished, behind)
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_transient() => {
+                    let wait = backoff.next();
+                    tracing::warn!(stream = self.stream, shard = %self.shard, error = %e, retry_in = ?wait,
+                        "cannot write a batch; retrying (nothing is checkpointed until it is written)");
+                    self.pipeline
+                        .metrics()
+                        .record_error(self.stream, &self.shard, "store");
+                    sleep(wait).await;
+                }
+                Err(e) => return Err(self.pipeline_error(e)),
+            }
+        }
     }
 }
 

@@ -36,8 +36,8 @@ pub struct BatchOutcome {
     pub rows_written: usize,
 }
 
-/// A failure that stops ingestion of a shard (the batch is not checkpointed
-/// and will be read again): the stores are unreachable or full.
+/// A batch that could not be written (nothing of it is checkpointed, so it
+/// is read again): a store or the dead-letter sink failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -46,6 +46,23 @@ pub enum Error {
     Offline(#[from] offline_store::Error),
     #[error("dead-letter sink {path}: {error}")]
     DeadLetter { path: String, error: std::io::Error },
+}
+
+impl Error {
+    /// Whether writing the same batch again may succeed (a locked or full
+    /// disk, an I/O error), rather than fail the same way (a batch source
+    /// that is a single file, a column that cannot be converted).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Online(crate::online_store::Error::Sqlite(_)) => true,
+            Error::Online(_) => false,
+            Error::Offline(e) => matches!(
+                e,
+                offline_store::Error::Write { .. } | offline_store::Error::Read { .. }
+            ),
+            Error::DeadLetter { .. } => true,
+        }
+    }
 }
 
 /// The batch path of one stream source and the views that read it.
@@ -58,6 +75,10 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     to: PushMode,
     consumer: String,
+    /// Per shard, the last sequence number of a batch whose dead letters are
+    /// written: a batch written again after a store failure does not repeat
+    /// them.
+    dead_lettered_through: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -120,6 +141,7 @@ impl Pipeline {
             metrics,
             to,
             consumer,
+            dead_lettered_through: Default::default(),
         }
     }
 
@@ -354,8 +376,14 @@ impl Pipeline {
                 false
             }
         });
+        let mut through = self
+            .dead_lettered_through
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let done = through.get(shard);
         let dead: Vec<DeadLetter<'_>> = letters
             .iter()
+            .filter(|(i, _)| done.is_none_or(|d| sequence_after(&records[*i].sequence_number, d)))
             .map(|(i, reason)| DeadLetter {
                 shard,
                 sequence_number: &records[*i].sequence_number,
@@ -368,7 +396,11 @@ impl Pipeline {
             .map_err(|error| Error::DeadLetter {
                 path: self.dead_letters.path().display().to_string(),
                 error,
-            })
+            })?;
+        if let Some(last) = records.last() {
+            through.insert(shard.to_owned(), last.sequence_number.clone());
+        }
+        Ok(())
     }
 
     /// Appends the batch's accepted records to the batch source, as one file
