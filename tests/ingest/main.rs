@@ -671,7 +671,11 @@ fn a_locked_store_pauses_ingestion_until_it_is_free() {
     entries.insert(10, ("bad".into(), b"not json".to_vec()));
     kinesis.put(STREAM, &entries);
     std::thread::sleep(Duration::from_secs(12));
-    assert_eq!(repo.committed(STREAM), 300, "committed while the store was locked");
+    assert_eq!(
+        repo.committed(STREAM),
+        300,
+        "committed while the store was locked"
+    );
     lock.execute_batch("COMMIT").unwrap();
     drop(lock);
 
@@ -679,7 +683,10 @@ fn a_locked_store_pauses_ingestion_until_it_is_free() {
     terminate(&child);
     let (code, _, stderr) = wait_exit(child, Duration::from_secs(10));
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("cannot write a batch; retrying"), "{stderr}");
+    assert!(
+        stderr.contains("cannot write a batch; retrying"),
+        "{stderr}"
+    );
     // The batch was tried more than once; its dead letter is written once
     // (`dead_letters` fails on a repeated line).
     assert_eq!(repo.dead_letters(SOURCE).len(), 1);

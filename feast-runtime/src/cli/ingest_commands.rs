@@ -33,8 +33,9 @@ pub struct IngestArgs {
     /// Stop once every shard reports no lag.
     #[arg(long)]
     pub until_caught_up: bool,
-    /// Records per micro-batch.
-    #[arg(long, default_value_t = 1000)]
+    /// The most records in a micro-batch (GetRecords returns at most 10,000
+    /// a call; --max-batch-latency-ms decides how fresh a batch is).
+    #[arg(long, default_value_t = 20_000)]
     pub batch_size: usize,
     /// Write a partial batch after this many milliseconds.
     #[arg(long, default_value_t = 1000)]

@@ -66,7 +66,7 @@ impl Default for IngestOptions {
             to: PushMode::Online,
             from: StartFrom::TrimHorizon,
             until_caught_up: false,
-            batch_size: 1000,
+            batch_size: 20_000,
             max_batch_latency: Duration::from_millis(1000),
             endpoint_url: None,
             shard_discovery_interval: Duration::from_secs(10),
@@ -255,9 +255,16 @@ async fn unless_stopped<T>(
     if *stop.borrow() {
         return None;
     }
-    tokio::select! {
-        out = call => Some(out),
-        _ = stop.wait_for(|s| *s) => None,
+    let mut call = std::pin::pin!(call);
+    let stopped = tokio::select! {
+        out = &mut call => return Some(out),
+        r = stop.wait_for(|s| *s) => r.is_ok(),
+    };
+    if stopped {
+        None
+    } else {
+        // Nobody can stop the run any more.
+        Some(call.await)
     }
 }
 

@@ -334,58 +334,71 @@ pub struct DecodeError(pub String);
 /// The SQLite store's `value_text`: Python's `str()` of the scalar for string,
 /// integer, float and bool values, NULL for everything else.
 pub fn value_text(v: &Value) -> Option<String> {
+    let mut out = String::new();
+    write_value_text(&mut out, v).then_some(out)
+}
+
+/// Appends [`value_text`] to `out`, without allocating; `false` for NULL.
+pub fn write_value_text(out: &mut String, v: &Value) -> bool {
+    use std::fmt::Write as _;
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Int32(i) => Some(i.to_string()),
-        Value::Int64(i) => Some(i.to_string()),
-        Value::Float64(f) => Some(python_float_repr(*f)),
-        Value::Float32(f) => Some(python_float_repr(f64::from(*f))),
-        Value::Bool(b) => Some(if *b { "True" } else { "False" }.to_owned()),
-        _ => None,
+        Value::String(s) => out.push_str(s),
+        Value::Int32(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Int64(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float64(f) => write_python_float(out, *f),
+        Value::Float32(f) => write_python_float(out, f64::from(*f)),
+        Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+        _ => return false,
     }
+    true
 }
 
 /// Python's `repr(float)`: the shortest digits that round-trip, in fixed
 /// notation for exponents from -4 to 15 (with `.0` when integral), else
 /// scientific with a signed two-digit exponent.
 pub fn python_float_repr(f: f64) -> String {
+    let mut out = String::new();
+    write_python_float(&mut out, f);
+    out
+}
+
+fn write_python_float(out: &mut String, f: f64) {
+    use std::fmt::Write as _;
     if f.is_nan() {
-        return "nan".to_owned();
+        out.push_str("nan");
+        return;
     }
     if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.to_owned();
+        out.push_str(if f > 0.0 { "inf" } else { "-inf" });
+        return;
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
+        out.push_str(if f.is_sign_negative() { "-0.0" } else { "0.0" });
+        return;
+    }
+    let a = f.abs();
+    if (1e-4..1e16).contains(&a) {
+        // Rust's `{}` prints the same shortest round-trip digits in fixed
+        // notation; Python adds `.0` to an integral value.
+        let start = out.len();
+        let _ = write!(out, "{f}");
+        if !out[start..].contains('.') {
+            out.push_str(".0");
+        }
+        return;
     }
     // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e-5".
     let sci = format!("{f:e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let sign = if negative { "-" } else { "" };
-    if (-4..16).contains(&exp) {
-        let point = exp + 1; // digits before the decimal point
-        let body = if point <= 0 {
-            format!("0.{}{digits}", "0".repeat((-point) as usize))
-        } else if point as usize >= digits.len() {
-            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
-        } else {
-            let (a, b) = digits.split_at(point as usize);
-            format!("{a}.{b}")
-        };
-        format!("{sign}{body}")
-    } else {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
-    }
+    out.push_str(mantissa);
+    out.push('e');
+    out.push(if exp < 0 { '-' } else { '+' });
+    let _ = write!(out, "{:02}", exp.abs());
 }
 
 #[cfg(test)]
@@ -505,6 +518,13 @@ mod tests {
             (1e300, "1e+300"),
             (0.3, "0.3"),
             (-0.0, "-0.0"),
+            (9999999999999998.0, "9999999999999998.0"),
+            (0.00009999999999999999, "9.999999999999999e-05"),
+            (-123.0, "-123.0"),
+            (1.2345e-100, "1.2345e-100"),
+            (f64::from(f32::MAX), "3.4028234663852886e+38"),
+            (f64::NAN, "nan"),
+            (f64::NEG_INFINITY, "-inf"),
         ] {
             assert_eq!(python_float_repr(f), want, "{f}");
         }
