@@ -670,7 +670,7 @@ fn a_locked_store_pauses_ingestion_until_it_is_free() {
     let mut entries: Vec<(String, Vec<u8>)> = second.iter().map(Rec::entry).collect();
     entries.insert(10, ("bad".into(), b"not json".to_vec()));
     kinesis.put(STREAM, &entries);
-    std::thread::sleep(Duration::from_secs(12));
+    std::thread::sleep(Duration::from_secs(14));
     assert_eq!(
         repo.committed(STREAM),
         300,

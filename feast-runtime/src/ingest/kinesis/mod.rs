@@ -1,0 +1,437 @@
+//! The Kinesis consumer: one polling task per shard, parents read to their
+//! end before their children start, checkpoints committed with the rows.
+//!
+//! [`ingest`] plans the run (which sources, which views, each validated) and
+//! starts a `stream::StreamRun` per stream; it lists the shards and starts a
+//! `shard::ShardReader` for each shard whose parents are finished; the
+//! reader fetches and hands micro-batches to the [`Pipeline`].
+//!
+//! Endpoint, region and credentials come from aws-config's standard chain, so
+//! `AWS_ENDPOINT_URL_KINESIS` reaches a local emulator and nothing extra is
+//! needed on AWS. The SDK's own retries are off: every call goes through
+//! this module's pacing (at most five GetRecords calls a second per shard)
+//! and back-off, so a retry can never break the rate limit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::retry::RetryConfig;
+use aws_sdk_kinesis::config::timeout::TimeoutConfig;
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::time::sleep;
+
+mod produce;
+mod shard;
+mod stream;
+
+pub use produce::{ensure_stream, put_records};
+
+use stream::StreamRun;
+
+use super::metrics::Metrics;
+use super::pipeline::{self, Pipeline};
+use crate::config::KinesisConfig;
+use crate::definition::{DataSourceDef, FeatureViewDef, SourceKind};
+use crate::feature_store::{FeatureStore, PushMode};
+
+/// Where a shard without a checkpoint starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartFrom {
+    #[default]
+    TrimHorizon,
+    Latest,
+    AtTimestamp(DateTime<Utc>),
+}
+
+/// How `ingest` runs.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Views to ingest; empty = every stream view on a Kinesis source.
+    pub views: Vec<String>,
+    pub to: PushMode,
+    pub from: StartFrom,
+    /// Stop once every shard reports no lag.
+    pub until_caught_up: bool,
+    /// Records per micro-batch; GetRecords asks for what the batch still
+    /// lacks, at most 10,000 a call.
+    pub batch_size: usize,
+    /// A partial batch is written after this long.
+    pub max_batch_latency: Duration,
+    /// Overrides the endpoint from the environment.
+    pub endpoint_url: Option<String>,
+    /// How often the shard list is read again to find new shards.
+    pub shard_discovery_interval: Duration,
+    /// Larger records are dead-lettered.
+    pub max_record_bytes: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            views: Vec::new(),
+            to: PushMode::Online,
+            from: StartFrom::TrimHorizon,
+            until_caught_up: false,
+            batch_size: 20_000,
+            max_batch_latency: Duration::from_millis(1000),
+            endpoint_url: None,
+            shard_discovery_interval: Duration::from_secs(10),
+            max_record_bytes: super::decode::MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub records: u64,
+    pub dead_lettered: u64,
+    pub rows_written: u64,
+    pub shards: usize,
+}
+
+/// Why ingestion stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no stream feature view to ingest: no view reads a Kinesis source")]
+    NoViews,
+    #[error("unknown feature view `{name}`; stream views on Kinesis sources: {available}")]
+    UnknownView { name: String, available: String },
+    #[error("feature view `{0}` does not read a Kinesis source")]
+    NotKinesis(String),
+    #[error("feature view `{view}` ({location}) fails validation: {problems}")]
+    Invalid {
+        view: &'static str,
+        location: String,
+        problems: String,
+    },
+    #[error("stream `{stream}`: {code}: {message} (not retried)")]
+    Fatal {
+        stream: String,
+        code: String,
+        message: String,
+    },
+    #[error("stream `{stream}`, shard {shard}: {error}")]
+    Pipeline {
+        stream: String,
+        shard: String,
+        error: Box<pipeline::Error>,
+    },
+    #[error("a shard task failed: {0}")]
+    Task(String),
+}
+
+impl Error {
+    /// Whether running again could succeed without changing anything (the
+    /// stores were unreachable or full); the others need a fix first.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Pipeline { .. } | Error::Task(_))
+    }
+}
+
+/// How an AWS error is handled.
+#[derive(Debug, PartialEq, Eq)]
+enum Class {
+    /// Get a fresh iterator from the checkpoint.
+    Expired,
+    /// Back off and retry: throttling, 5xx, a connection refused or timed out.
+    Retry,
+    /// Report and stop: retrying cannot help.
+    Fatal,
+}
+
+fn classify(code: Option<&str>) -> Class {
+    match code {
+        Some("ExpiredIteratorException") => Class::Expired,
+        Some(
+            "ResourceNotFoundException"
+            | "AccessDeniedException"
+            | "KMSAccessDeniedException"
+            | "KMSDisabledException"
+            | "KMSNotFoundException"
+            | "KMSInvalidStateException"
+            | "KMSOptInRequired"
+            | "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "IncompleteSignatureException"
+            | "InvalidArgumentException"
+            | "ValidationException",
+        ) => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+/// The endpoint a client should be given in code: `--endpoint-url` first;
+/// then nothing when aws-config's chain has one of its own (it reads
+/// `AWS_ENDPOINT_URL_KINESIS` and `AWS_ENDPOINT_URL`); then
+/// `feature_store.yaml`'s `kinesis.endpoint_url`.
+pub fn endpoint_url(flag: Option<&str>, config: Option<&KinesisConfig>) -> Option<String> {
+    if let Some(url) = flag {
+        return Some(url.to_owned());
+    }
+    let from_env = ["AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if from_env {
+        return None;
+    }
+    config.and_then(|c| c.endpoint_url.clone())
+}
+
+/// A Kinesis client for `region`, from the standard configuration chain,
+/// with the SDK's retries off (this module paces and retries every call).
+pub async fn client(region: &str, endpoint_url: Option<&str>) -> Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await;
+    let mut conf = aws_sdk_kinesis::config::Builder::from(&shared)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(15))
+                .build(),
+        );
+    if let Some(url) = endpoint_url {
+        conf = conf.endpoint_url(url);
+    }
+    Client::from_conf(conf.build())
+}
+
+/// Exponential back-off with jitter ("equal jitter": half fixed, half
+/// random), from 100 ms up to 10 s.
+#[derive(Debug)]
+struct Backoff {
+    attempt: u32,
+    state: u64,
+}
+
+impl Backoff {
+    fn new(seed: &str) -> Backoff {
+        let nanos = u64::from(Utc::now().timestamp_subsec_nanos());
+        let state = seed
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64 ^ nanos, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        Backoff {
+            attempt: 0,
+            state: state | 1,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    fn next(&mut self) -> Duration {
+        // xorshift64
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let cap = (100u64 << self.attempt.min(7)).min(10_000);
+        self.attempt += 1;
+        Duration::from_millis(cap / 2 + self.state % (cap / 2 + 1))
+    }
+}
+
+/// Sleeps for `d`, returning early (with `true`) when the run is stopped.
+async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = sleep(d) => *stop.borrow(),
+        changed = stop.changed() => {
+            if changed.is_err() {
+                // Nobody can stop the run any more: an ordinary sleep.
+                sleep(d).await;
+            }
+            *stop.borrow()
+        }
+    }
+}
+
+/// Runs `call` unless the run is stopped first (`None`).
+async fn unless_stopped<T>(
+    call: impl std::future::Future<Output = T>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<T> {
+    if *stop.borrow() {
+        return None;
+    }
+    let mut call = std::pin::pin!(call);
+    let stopped = tokio::select! {
+        out = &mut call => return Some(out),
+        r = stop.wait_for(|s| *s) => r.is_ok(),
+    };
+    if stopped {
+        None
+    } else {
+        // Nobody can stop the run any more.
+        Some(call.await)
+    }
+}
+
+fn code_and_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: &SdkError<E>,
+) -> (Option<String>, String) {
+    let code = e.code().map(str::to_owned);
+    let message = match e.message() {
+        Some(m) => m.to_owned(),
+        None => {
+            // Transport errors carry their cause in the source chain.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    };
+    (code, message)
+}
+
+type SourcePlan = Vec<(&'static DataSourceDef, Vec<&'static FeatureViewDef>)>;
+
+/// The Kinesis sources of the selected views, each with its views; every
+/// selected view must pass `validate` (its function run on an empty frame).
+fn plan(store: &FeatureStore, views: &[String]) -> Result<SourcePlan, Error> {
+    let on_kinesis = |v: &FeatureViewDef| matches!(v.source.kind, SourceKind::Kinesis { .. });
+    let selected: Vec<&'static FeatureViewDef> = if views.is_empty() {
+        store
+            .registry()
+            .feature_views()
+            .filter(|v| on_kinesis(v))
+            .collect()
+    } else {
+        views
+            .iter()
+            .map(|n| {
+                let v = store
+                    .registry()
+                    .feature_view(n)
+                    .ok_or_else(|| Error::UnknownView {
+                        name: n.clone(),
+                        available: store
+                            .registry()
+                            .feature_views()
+                            .filter(|v| on_kinesis(v))
+                            .map(|v| v.name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+                if on_kinesis(v) {
+                    Ok(v)
+                } else {
+                    Err(Error::NotKinesis(n.clone()))
+                }
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if selected.is_empty() {
+        return Err(Error::NoViews);
+    }
+    for &view in &selected {
+        let report = crate::validate::check_view(view);
+        if !report.errors.is_empty() {
+            return Err(Error::Invalid {
+                view: view.name,
+                location: view.location.to_string(),
+                problems: report.errors.join("; "),
+            });
+        }
+    }
+    let mut by_source: BTreeMap<
+        &'static str,
+        (&'static DataSourceDef, Vec<&'static FeatureViewDef>),
+    > = BTreeMap::new();
+    for v in selected {
+        by_source
+            .entry(v.source.name)
+            .or_insert((v.source, Vec::new()))
+            .1
+            .push(v);
+    }
+    Ok(by_source.into_values().collect())
+}
+
+/// Ingests every selected view's stream until `stop` turns true (or, with
+/// `until_caught_up`, until every shard has no lag). A fatal error on one
+/// stream stops the others too, after they flush.
+pub async fn ingest(
+    store: Arc<FeatureStore>,
+    opts: IngestOptions,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<IngestSummary, Error> {
+    let plan = plan(&store, &opts.views)?;
+    // Stops every stream: on the caller's signal, or on a fatal error.
+    let (halt_tx, halt_rx) = watch::channel(false);
+    let halt_tx = Arc::new(halt_tx);
+    let forward = {
+        let halt_tx = halt_tx.clone();
+        tokio::spawn(async move {
+            if stop.wait_for(|s| *s).await.is_ok() {
+                let _ = halt_tx.send(true);
+            }
+        })
+    };
+    let mut runs = tokio::task::JoinSet::new();
+    for (source, views) in plan {
+        let SourceKind::Kinesis {
+            stream_name,
+            region,
+            ..
+        } = source.kind
+        else {
+            continue;
+        };
+        let client = client(region, opts.endpoint_url.as_deref()).await;
+        let pipeline = Arc::new(Pipeline::with_max_record_bytes(
+            store.clone(),
+            source,
+            views,
+            opts.to,
+            metrics.clone(),
+            opts.max_record_bytes,
+        ));
+        let stream = StreamRun {
+            client,
+            stream: stream_name,
+            pipeline,
+            opts: opts.clone(),
+            stop: halt_rx.clone(),
+            halt: halt_tx.clone(),
+        };
+        runs.spawn(stream.run());
+    }
+    let mut summary = IngestSummary::default();
+    let mut first_error = None;
+    while let Some(r) = runs.join_next().await {
+        let outcome = r.unwrap_or_else(|e| Err(Error::Task(e.to_string())));
+        match outcome {
+            Ok(shards) => summary.shards += shards,
+            Err(e) => {
+                let _ = halt_tx.send(true);
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    forward.abort();
+    let (records, dead) = metrics.totals();
+    summary.records = records;
+    summary.dead_lettered = dead;
+    summary.rows_written = metrics.rows_written();
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
