@@ -63,6 +63,16 @@ fn ordered_records(drivers: i64, rounds: usize, first_id: u32) -> Vec<Rec> {
     out
 }
 
+/// A private emulator with the example's stream of `shards` shards, a
+/// client, and the example's repository applied and pointed at it.
+fn example_on_stream(shards: i32) -> (Emulator, Kinesis, Repo) {
+    let emu = Emulator::start();
+    let kinesis = Kinesis::new(&emu.endpoint());
+    kinesis.create_stream(STREAM, shards);
+    let repo = Repo::example(&emu.endpoint());
+    (emu, kinesis, repo)
+}
+
 fn put(kinesis: &Kinesis, records: &[Rec]) -> Vec<(String, String)> {
     let entries: Vec<(String, Vec<u8>)> = records.iter().map(Rec::entry).collect();
     kinesis.put(STREAM, &entries)
@@ -82,13 +92,10 @@ fn assert_online_is_newest(repo: &Repo, records: &[Rec]) {
 
 #[test]
 fn ingest_writes_the_newest_value_per_driver_online_and_every_record_offline() {
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 2);
+    let (_emu, kinesis, repo) = example_on_stream(2);
     let records = shuffled_records(3000, 200, 1, 1);
     put(&kinesis, &records);
 
-    let repo = Repo::example(&emu.endpoint());
     let r = repo.ingest_until_caught_up(&["--to", "online-and-offline", "--batch-size", "250"]);
     assert!(
         r.stdout
@@ -130,12 +137,9 @@ fn ingest_writes_the_newest_value_per_driver_online_and_every_record_offline() {
 
 #[test]
 fn a_second_run_reads_only_new_records() {
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 1);
+    let (_emu, kinesis, repo) = example_on_stream(1);
     let first = shuffled_records(1000, 50, 2, 1);
     put(&kinesis, &first);
-    let repo = Repo::example(&emu.endpoint());
     assert_eq!(ingested(&repo.ingest_until_caught_up(&[]).stdout), 1000);
 
     let second = shuffled_records(400, 80, 3, 1001);
@@ -149,14 +153,11 @@ fn a_second_run_reads_only_new_records() {
 
 #[test]
 fn kill_9_at_random_points_loses_nothing_and_applies_nothing_twice() {
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 2);
+    let (_emu, kinesis, repo) = example_on_stream(2);
     // Each driver's records in event-time order: the last one is the truth,
     // and a value going back in time would be a regression.
     let records = ordered_records(200, 40, 1);
     put(&kinesis, &records);
-    let repo = Repo::example(&emu.endpoint());
 
     let mut rng = Rng::new(99);
     let mut seen: BTreeMap<i64, i64> = BTreeMap::new();
@@ -210,10 +211,7 @@ fn kill_9_at_random_points_loses_nothing_and_applies_nothing_twice() {
 
 #[test]
 fn split_and_merge_during_ingestion_keep_each_drivers_order() {
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 1);
-    let repo = Repo::example(&emu.endpoint());
+    let (_emu, kinesis, repo) = example_on_stream(1);
 
     // Every record of a driver has the same event and created time, so the
     // store keeps the one applied last: the last round only if the rounds
@@ -317,12 +315,9 @@ fn split_and_merge_during_ingestion_keep_each_drivers_order() {
 
 #[test]
 fn sigterm_under_load_exits_0_within_10_seconds_and_the_restart_replays_nothing() {
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 2);
+    let (_emu, kinesis, repo) = example_on_stream(2);
     let records = ordered_records(500, 30, 1);
     put(&kinesis, &records);
-    let repo = Repo::example(&emu.endpoint());
 
     let child = repo.spawn(&["ingest", "--batch-size", "200"]);
     repo.wait_committed_at_least(STREAM, 1000, Duration::from_secs(30));
@@ -386,9 +381,7 @@ fn the_emulator_stopped_and_restarted_mid_run_is_retried_then_resumed() {
 
 #[test]
 fn malformed_records_land_exactly_in_the_dead_letter_sink() {
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 2);
+    let (_emu, kinesis, repo) = example_on_stream(2);
     let good = shuffled_records(1980, 100, 5, 1);
     let long = format!(
         r#"{{"driver_id": 1001, "event_timestamp": "2025-01-01T00:00:00Z", "conv_rate": 0.5, "acc_rate": 0.5, "pad": "{}"}}"#,
@@ -439,7 +432,6 @@ fn malformed_records_land_exactly_in_the_dead_letter_sink() {
     assert_eq!(entries.len(), 2000);
     let placed = kinesis.put(STREAM, &entries);
 
-    let repo = Repo::example(&emu.endpoint());
     let r = repo.ingest_until_caught_up(&[
         "--to",
         "online-and-offline",
@@ -564,12 +556,9 @@ fn a_missing_stream_is_reported_not_spun_on() {
 fn an_uncommitted_offline_file_is_replaced_not_duplicated() {
     // What a crash between the offline write and the commit leaves behind:
     // a file for a batch that no checkpoint covers.
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 1);
+    let (_emu, kinesis, repo) = example_on_stream(1);
     let records = shuffled_records(500, 30, 17, 1);
     let placed = put(&kinesis, &records);
-    let repo = Repo::example(&emu.endpoint());
     let r = repo.ingest_until_caught_up(&["--to", "online-and-offline", "--batch-size", "200"]);
     assert_eq!(ingested(&r.stdout), 500);
     let files = repo.offline_files(OFFLINE);
@@ -597,12 +586,9 @@ fn an_uncommitted_offline_file_is_replaced_not_duplicated() {
 
 #[test]
 fn metrics_are_served_while_ingesting() {
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 1);
+    let (_emu, kinesis, repo) = example_on_stream(1);
     let records = shuffled_records(300, 20, 23, 1);
     put(&kinesis, &records);
-    let repo = Repo::example(&emu.endpoint());
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -653,12 +639,9 @@ fn http_get(addr: &str, path: &str) -> String {
 
 #[test]
 fn a_locked_store_pauses_ingestion_until_it_is_free() {
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 1);
+    let (_emu, kinesis, repo) = example_on_stream(1);
     let first = shuffled_records(300, 30, 43, 1);
     put(&kinesis, &first);
-    let repo = Repo::example(&emu.endpoint());
     let child = repo.spawn(&["ingest", "--batch-size", "100"]);
     repo.wait_committed(STREAM, 300, Duration::from_secs(30));
 

@@ -415,7 +415,7 @@ impl Repo {
             );
             let value = (
                 v["reason"].as_str().unwrap().to_owned(),
-                base64_decode(v["data_base64"].as_str().unwrap()),
+                feast_runtime::ingest::base64::decode(v["data_base64"].as_str().unwrap()).unwrap(),
             );
             assert!(
                 out.insert(key.clone(), value).is_none(),
@@ -433,27 +433,6 @@ pub(crate) fn driver_of(key: &[u8]) -> i64 {
     serialize_entity_key(&mut want, &[("driver_id", JoinKeyValue::Int64(id))]);
     assert_eq!(key, want.as_slice(), "not a driver_id entity key");
     id
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    let val = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => 0,
-        }
-    };
-    let mut out = Vec::new();
-    for chunk in s.as_bytes().chunks(4) {
-        let n = chunk.iter().fold(0u32, |acc, &c| (acc << 6) | val(c));
-        let pad = chunk.iter().filter(|&&c| c == b'=').count();
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..4 - pad]);
-    }
-    out
 }
 
 /// Sends SIGTERM to a child.

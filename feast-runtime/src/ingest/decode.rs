@@ -264,30 +264,6 @@ pub fn epoch_to_us(x: f64) -> i64 {
     }
 }
 
-/// Standard base64 (with or without padding), as Spark reads `binary`.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    (bits < 6).then_some(out)
-}
-
 /// The first problem met in a record; the serde error itself only carries
 /// it out of the visitor.
 #[derive(Default)]
@@ -382,7 +358,7 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<Cell>, E> {
         match self.ty {
             FeastType::String => Ok(Some(Cell::Str(s.to_owned()))),
-            FeastType::Bytes => match base64_decode(s) {
+            FeastType::Bytes => match super::base64::decode(s) {
                 Some(b) => Ok(Some(Cell::Bytes(b))),
                 None => self.fail("not base64"),
             },
@@ -996,12 +972,10 @@ mod tests {
     }
 
     #[test]
-    fn base64_and_epoch_helpers() {
-        assert_eq!(base64_decode("Zm9vYmFy"), Some(b"foobar".to_vec()));
-        assert_eq!(base64_decode("Zm9vYg=="), Some(b"foob".to_vec()));
-        assert_eq!(base64_decode("Zm9vYg"), Some(b"foob".to_vec()));
-        assert_eq!(base64_decode("Z"), None);
-        assert_eq!(base64_decode(""), Some(Vec::new()));
+    fn epoch_numbers_of_each_unit() {
         assert_eq!(epoch_to_us(-1.0), -1_000_000);
+        assert_eq!(epoch_to_us(1_735_689_600.25), T + 250_000);
+        assert_eq!(epoch_to_us(1_735_689_600_250.0), T + 250_000);
+        assert_eq!(epoch_to_us(1_735_689_600_250_001.0), T + 250_001);
     }
 }

@@ -4,6 +4,7 @@
 //! the dead-letter sink, metrics) are always built; the Kinesis consumer is
 //! behind the `kinesis` feature.
 
+pub mod base64;
 pub mod checkpoint;
 pub mod dead_letter;
 pub mod decode;
