@@ -340,6 +340,24 @@ mod tests {
     }
 
     #[test]
+    fn kinesis_endpoint_and_its_unknown_keys() {
+        let c =
+            RepoConfig::from_yaml("project: p\nkinesis:\n  endpoint_url: http://127.0.0.1:4567\n")
+                .unwrap();
+        assert_eq!(
+            c.kinesis.and_then(|k| k.endpoint_url).as_deref(),
+            Some("http://127.0.0.1:4567")
+        );
+        let e = RepoConfig::from_yaml("project: p\nkinesis:\n  endpoint: x\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "kinesis: unknown field `endpoint`, expected `endpoint_url` at line 3 column 3"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn registry_may_be_a_map() {
         let c = RepoConfig::from_yaml("project: p\nregistry:\n  registry_type: file\n  path: r.json\n  cache_ttl_seconds: 5\n").unwrap();
         assert_eq!(c.registry.path, "r.json");

@@ -170,12 +170,20 @@ fn classify(code: Option<&str>) -> Class {
 /// `AWS_ENDPOINT_URL_KINESIS` and `AWS_ENDPOINT_URL`); then
 /// `feature_store.yaml`'s `kinesis.endpoint_url`.
 pub fn endpoint_url(flag: Option<&str>, config: Option<&KinesisConfig>) -> Option<String> {
+    endpoint_url_with(flag, config, |name| std::env::var_os(name))
+}
+
+fn endpoint_url_with(
+    flag: Option<&str>,
+    config: Option<&KinesisConfig>,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<String> {
     if let Some(url) = flag {
         return Some(url.to_owned());
     }
     let from_env = ["AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"]
         .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+        .any(|v| env(v).is_some_and(|s| !s.is_empty()));
     if from_env {
         return None;
     }
@@ -433,5 +441,75 @@ pub async fn ingest(
     match first_error {
         Some(e) => Err(e),
         None => Ok(summary),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_comes_from_the_flag_then_the_environment_then_the_config() {
+        let config = KinesisConfig {
+            endpoint_url: Some("http://config".into()),
+        };
+        let none = |_: &str| None;
+        let kinesis_var =
+            |name: &str| (name == "AWS_ENDPOINT_URL_KINESIS").then(|| "http://env".into());
+        let empty_var = |_: &str| Some(std::ffi::OsString::new());
+        assert_eq!(
+            endpoint_url_with(Some("http://flag"), Some(&config), kinesis_var).as_deref(),
+            Some("http://flag")
+        );
+        // aws-config reads the variable itself: nothing is set in code.
+        assert_eq!(endpoint_url_with(None, Some(&config), kinesis_var), None);
+        assert_eq!(
+            endpoint_url_with(None, Some(&config), empty_var).as_deref(),
+            Some("http://config")
+        );
+        assert_eq!(
+            endpoint_url_with(None, Some(&config), none).as_deref(),
+            Some("http://config")
+        );
+        assert_eq!(endpoint_url_with(None, None, none), None);
+    }
+
+    #[test]
+    fn errors_are_classified_by_code() {
+        assert_eq!(classify(Some("ExpiredIteratorException")), Class::Expired);
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "InternalFailure",
+            "ServiceUnavailable",
+            "KMSThrottlingException",
+            "LimitExceededException",
+        ] {
+            assert_eq!(classify(Some(code)), Class::Retry, "{code}");
+        }
+        assert_eq!(classify(None), Class::Retry, "a transport error");
+        for code in [
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+            "KMSDisabledException",
+            "InvalidArgumentException",
+        ] {
+            assert_eq!(classify(Some(code)), Class::Fatal, "{code}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_up_to_ten_seconds() {
+        let mut b = Backoff::new("shardId-000000000000");
+        let waits: Vec<Duration> = (0..12).map(|_| b.next()).collect();
+        for (attempt, w) in waits.iter().enumerate() {
+            let cap = Duration::from_millis((100u64 << attempt.min(7)).min(10_000));
+            assert!(
+                *w >= cap / 2 && *w <= cap,
+                "attempt {attempt}: {w:?} outside [{:?}, {cap:?}]",
+                cap / 2
+            );
+        }
+        b.reset();
+        assert!(b.next() <= Duration::from_millis(100));
     }
 }
