@@ -56,7 +56,7 @@ pub enum Error {
     Online(#[from] online_store::Error),
     #[error(transparent)]
     Offline(#[from] offline_store::Error),
-    #[error("the redis online store is not available in this build")]
+    #[error("the redis online store is not in this build (enable feast-runtime's `redis` feature)")]
     Unsupported,
 }
 
@@ -175,6 +175,17 @@ impl FeatureStore {
                 &repo.resolve(repo.config.sqlite_path()),
                 &repo.config.project,
             )?),
+            #[cfg(feature = "redis")]
+            OnlineStoreType::Redis => Box::new(crate::online_store::redis::RedisStore::open(
+                repo.config
+                    .online_store
+                    .connection_string
+                    .as_deref()
+                    .unwrap_or_default(),
+                &repo.config.project,
+                repo.config.online_store.key_ttl_seconds.unwrap_or(0),
+            )?),
+            #[cfg(not(feature = "redis"))]
             OnlineStoreType::Redis => return Err(Error::Unsupported),
         };
         Ok(FeatureStore {

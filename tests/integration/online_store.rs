@@ -1,5 +1,7 @@
-//! The embedded SQLite store: Feast's layout byte for byte, newer-wins writes
-//! and ttl statuses, through the `FeatureStore` API.
+//! The online stores, SQLite and Redis, through the `FeatureStore` API: one
+//! suite of cases run on both (newer-wins writes, ttl statuses, typed reads,
+//! bad frames), and each store's layout checked byte for byte against
+//! Feast's reference rows.
 
 use feast_example_driver_stats::entities::Driver;
 use feast_example_driver_stats::views::driver_hourly_stats;
@@ -9,15 +11,62 @@ use feast_runtime::definition::JoinKeyValue;
 use feast_runtime::feature_store::{FeatureStore, Features, FieldStatus};
 use feast_runtime::online_store::encoding::Value;
 use feast_runtime::polars::prelude::*;
-use feast_tests::{TempRepo, example_config, stats_frame, stats_frame_us};
+use feast_tests::redis::RedisServer;
+use feast_tests::{TempRepo, example_config, example_redis_config, stats_frame, stats_frame_us};
 
 const T: i64 = 1_735_732_800; // 2025-01-01T12:00:00Z
 
-fn open_store(project: &str) -> (TempRepo, FeatureStore) {
-    let repo = TempRepo::with_config(&example_config(project));
-    let store = FeatureStore::open(repo.path()).unwrap();
-    (repo, store)
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Redis,
 }
+
+/// A store of `backend` for `project`, with what it lives on.
+struct Opened {
+    repo: TempRepo,
+    redis: Option<RedisServer>,
+    store: FeatureStore,
+}
+
+fn open_on(backend: Backend, project: &str) -> Opened {
+    let (repo, redis) = match backend {
+        Backend::Sqlite => (TempRepo::with_config(&example_config(project)), None),
+        Backend::Redis => {
+            let server = RedisServer::start();
+            let config = example_redis_config(project, &server.connection_string());
+            (TempRepo::with_config(&config), Some(server))
+        }
+    };
+    let store = FeatureStore::open(repo.path()).unwrap();
+    Opened { repo, redis, store }
+}
+
+fn open_store(project: &str) -> (TempRepo, FeatureStore) {
+    let o = open_on(Backend::Sqlite, project);
+    (o.repo, o.store)
+}
+
+/// Runs each case on both stores, as a test per store.
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test] fn $case() { super::$case(super::Backend::Sqlite) })*
+        }
+        mod on_redis {
+            $(#[test] fn $case() { super::$case(super::Backend::Redis) })*
+        }
+    };
+}
+
+on_both_stores!(
+    an_older_event_never_overwrites_a_newer_one_in_any_order,
+    sub_second_order_within_a_batch_is_kept,
+    statuses_present_null_not_found_and_outside_max_age,
+    typed_reads_return_rows,
+    bad_frames_name_the_problem,
+    materialization_state_and_teardown,
+);
 
 #[test]
 fn sqlite_rows_are_feasts_layout_byte_for_byte() {
@@ -135,8 +184,7 @@ fn stored_marker(store: &FeatureStore) -> Option<i64> {
     }
 }
 
-#[test]
-fn an_older_event_never_overwrites_a_newer_one_in_any_order() {
+fn an_older_event_never_overwrites_a_newer_one_in_any_order(backend: Backend) {
     // Three versions: older event; newer event; same newer event created later.
     let versions: [feast_tests::StatsRow; 3] = [
         (1001, T - 60, Some(T - 60), 0.1, 0.1, 1),
@@ -153,7 +201,11 @@ fn an_older_event_never_overwrites_a_newer_one_in_any_order() {
     ];
     for order in orders {
         // One write per version.
-        let (_repo, store) = open_store("p");
+        let Opened {
+            store,
+            repo: _repo,
+            redis: _redis,
+        } = open_on(backend, "p");
         for i in order {
             store
                 .write_to_online_store("driver_hourly_stats", &stats_frame(&[versions[i]]))
@@ -166,7 +218,11 @@ fn an_older_event_never_overwrites_a_newer_one_in_any_order() {
         );
 
         // All versions in one batch.
-        let (_repo, store) = open_store("p");
+        let Opened {
+            store,
+            repo: _repo,
+            redis: _redis,
+        } = open_on(backend, "p");
         let batch: Vec<_> = order.iter().map(|&i| versions[i]).collect();
         let stats = store
             .write_to_online_store("driver_hourly_stats", &stats_frame(&batch))
@@ -180,9 +236,12 @@ fn an_older_event_never_overwrites_a_newer_one_in_any_order() {
     }
 }
 
-#[test]
-fn sub_second_order_within_a_batch_is_kept() {
-    let (_repo, store) = open_store("p");
+fn sub_second_order_within_a_batch_is_kept(backend: Backend) {
+    let Opened {
+        store,
+        repo: _repo,
+        redis: _redis,
+    } = open_on(backend, "p");
     let rows = [(1001, T, None, 0.1, 0.1, 1), (1001, T, None, 0.2, 0.2, 2)];
     // The second row is 1 µs older: the first must win.
     store
@@ -191,9 +250,12 @@ fn sub_second_order_within_a_batch_is_kept() {
     assert_eq!(stored_marker(&store), Some(1));
 }
 
-#[test]
-fn statuses_present_null_not_found_and_outside_max_age() {
-    let (_repo, store) = open_store("p");
+fn statuses_present_null_not_found_and_outside_max_age(backend: Backend) {
+    let Opened {
+        store,
+        repo: _repo,
+        redis: _redis,
+    } = open_on(backend, "p");
     let ts_type = feast_runtime::definition::FeastType::UnixTimestamp.dtype();
     let df = DataFrame::new(
         2,
@@ -279,9 +341,12 @@ fn statuses_present_null_not_found_and_outside_max_age() {
     assert_eq!(r.columns[1].statuses, [FieldStatus::Present]);
 }
 
-#[test]
-fn typed_reads_return_rows() {
-    let (_repo, store) = open_store("p");
+fn typed_reads_return_rows(backend: Backend) {
+    let Opened {
+        store,
+        repo: _repo,
+        redis: _redis,
+    } = open_on(backend, "p");
     let now = Utc::now().timestamp();
     store
         .write_to_online_store(
@@ -303,9 +368,12 @@ fn typed_reads_return_rows() {
     assert!(rows[1].is_none());
 }
 
-#[test]
-fn bad_frames_name_the_problem() {
-    let (_repo, store) = open_store("p");
+fn bad_frames_name_the_problem(backend: Backend) {
+    let Opened {
+        store,
+        repo: _repo,
+        redis: _redis,
+    } = open_on(backend, "p");
     let good = stats_frame(&[(1001, T, None, 0.5, 0.5, 1)]);
 
     let err = store
@@ -355,4 +423,134 @@ fn bad_frames_name_the_problem() {
 
     // Nothing above was written.
     assert_eq!(stored_marker(&store), None);
+}
+
+fn materialization_state_and_teardown(backend: Backend) {
+    let Opened {
+        store,
+        repo: _repo,
+        redis: _redis,
+    } = open_on(backend, "p");
+    let online = store.online_store();
+    assert_eq!(
+        online.materialized_until("driver_hourly_stats").unwrap(),
+        None
+    );
+    online
+        .set_materialized_until("driver_hourly_stats", 1_234_567)
+        .unwrap();
+    assert_eq!(
+        online.materialized_until("driver_hourly_stats").unwrap(),
+        Some(1_234_567)
+    );
+    store
+        .write_to_online_store(
+            "driver_hourly_stats",
+            &stats_frame(&[(1001, T, None, 0.5, 0.5, 7)]),
+        )
+        .unwrap();
+    assert_eq!(stored_marker(&store), Some(7));
+    store.teardown().unwrap();
+    assert_eq!(stored_marker(&store), None, "teardown removes the values");
+    assert_eq!(
+        online.materialized_until("driver_hourly_stats").unwrap(),
+        None
+    );
+}
+
+#[test]
+fn checkpoints_advance_once_on_both_stores() {
+    use feast_runtime::online_store::CheckpointUpdate;
+    for backend in [Backend::Sqlite, Backend::Redis] {
+        let Opened {
+            store,
+            repo: _repo,
+            redis: _redis,
+        } = open_on(backend, "p");
+        let online = store.online_store();
+        let cp = |seq: &'static str, records| CheckpointUpdate {
+            consumer: "p",
+            stream: "s",
+            shard: "shardId-0",
+            sequence_number: Some(seq),
+            finished: false,
+            records,
+        };
+        assert_eq!(online.checkpoint("p", "s", "shardId-0").unwrap(), None);
+        online.write_batches(&[], Some(&cp("100", 10))).unwrap();
+        online.write_batches(&[], Some(&cp("200", 5))).unwrap();
+        let got = online.checkpoint("p", "s", "shardId-0").unwrap().unwrap();
+        assert_eq!(
+            (got.sequence_number.as_deref(), got.records, got.finished),
+            (Some("200"), 15, false),
+            "{backend:?}"
+        );
+        if matches!(backend, Backend::Redis) {
+            // A checkpoint sent again (its reply lost) changes nothing: the
+            // count stays exact. (SQLite commits it with the rows instead.)
+            online.write_batches(&[], Some(&cp("200", 5))).unwrap();
+            online.write_batches(&[], Some(&cp("99", 1))).unwrap();
+            let got = online.checkpoint("p", "s", "shardId-0").unwrap().unwrap();
+            assert_eq!(
+                (got.sequence_number.as_deref(), got.records),
+                (Some("200"), 15)
+            );
+        }
+        let done = CheckpointUpdate {
+            sequence_number: None,
+            finished: true,
+            records: 0,
+            ..cp("0", 0)
+        };
+        online.write_batches(&[], Some(&done)).unwrap();
+        let got = online.checkpoint("p", "s", "shardId-0").unwrap().unwrap();
+        assert!(got.finished, "{backend:?}");
+        assert_eq!(got.sequence_number.as_deref(), Some("200"), "{backend:?}");
+    }
+}
+
+#[test]
+fn redis_hashes_are_feasts_layout_byte_for_byte() {
+    let Opened {
+        store,
+        repo: _repo,
+        redis,
+    } = open_on(Backend::Redis, "driver_anchor");
+    // Feast's reference row: event 12:00:00.123456Z, created 12:05:00Z.
+    let df = stats_frame_us(&[(1001, T, Some(T + 300), 0.5, 0.75, 7)], &[123_456]);
+    store
+        .write_to_online_store("driver_hourly_stats", &df)
+        .unwrap();
+    let mut c = redis.as_ref().unwrap().client();
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let entity_key = "0100000002000000090000006472697665725f69640400000008000000e903000000000000";
+    let project = hex(b"driver_anchor");
+    assert_eq!(
+        keys.iter().map(|k| hex(k)).collect::<Vec<_>>(),
+        [format!("{entity_key}{project}")]
+    );
+    let fields: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+        redis::cmd("HGETALL").arg(&keys[0]).query(&mut c).unwrap();
+    let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (hex(k), hex(v))).collect();
+    assert_eq!(
+        fields,
+        [
+            ("18a5e5a3".to_owned(), "2007".to_owned()), // avg_daily_trips = 7
+            // `_created:driver_hourly_stats` (feast-rs's own; Feast ignores it): created, µs.
+            (
+                hex(b"_created:driver_hourly_stats"),
+                hex(b"1735733100000000")
+            ),
+            // `_ts:driver_hourly_stats`: Timestamp {seconds 1735732800, nanos 123456000}.
+            (
+                hex(b"_ts:driver_hourly_stats"),
+                "08c0dcd4bb06108094ef3a".to_owned()
+            ),
+            ("6160e3da".to_owned(), "350000003f".to_owned()), // conv_rate = 0.5
+            ("fa5e58ad".to_owned(), "350000403f".to_owned()), // acc_rate = 0.75
+        ]
+    );
+    let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query(&mut c).unwrap();
+    assert_eq!(ttl, -1, "no expiry without key_ttl_seconds");
 }

@@ -4,6 +4,7 @@
 
 pub mod fault_proxy;
 pub mod kinesis;
+pub mod redis;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -141,6 +142,14 @@ pub fn entity_frame(rows: &[(i64, i64)]) -> DataFrame {
         ],
     )
     .unwrap()
+}
+
+/// The example's `feature_store.yaml` with another project name and a Redis
+/// online store.
+pub fn example_redis_config(project: &str, connection_string: &str) -> String {
+    format!(
+        "project: {project}\nregistry: data/registry.json\nonline_store:\n  type: redis\n  connection_string: \"{connection_string}\"\noffline_store:\n  type: file\n"
+    )
 }
 
 /// The example's `feature_store.yaml` with another project name.

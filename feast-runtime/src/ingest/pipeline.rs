@@ -54,8 +54,7 @@ impl Error {
     /// that is a single file, a column that cannot be converted).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Online(crate::online_store::Error::Sqlite(_)) => true,
-            Error::Online(_) => false,
+            Error::Online(e) => e.is_transient(),
             Error::Offline(e) => matches!(
                 e,
                 offline_store::Error::Write { .. } | offline_store::Error::Read { .. }

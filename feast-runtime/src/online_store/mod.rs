@@ -6,6 +6,8 @@
 //! time, then created time, inside the store's own atomic operation.
 
 pub mod encoding;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -161,6 +163,24 @@ pub enum Error {
     },
     #[error("online store: {0}")]
     Decode(#[from] encoding::DecodeError),
+    #[error("online store: redis: {0}")]
+    Redis(String),
+    /// The store cannot be reached now (a later call may succeed).
+    #[error("online store unavailable: {0}")]
+    Unavailable(String),
+    #[error("online store: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Whether a later call may succeed: the store was unreachable, busy or
+    /// short of space, rather than misconfigured or holding bad data.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Sqlite(_) | Error::Redis(_) | Error::Unavailable(_)
+        )
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -252,6 +252,8 @@ impl OnlineStore for SqliteStore {
 
     fn teardown(&self, views: &[&FeatureViewDef]) -> Result<()> {
         let conn = self.conn();
+        // Statements prepared on the tables dropped here would fail later.
+        conn.flush_prepared_statement_cache();
         for v in views {
             conn.execute_batch(&format!(
                 "DROP TABLE IF EXISTS \"{}\"",
