@@ -676,3 +676,94 @@ fn a_locked_store_pauses_ingestion_until_it_is_free() {
     let all: Vec<Rec> = first.into_iter().chain(second).collect();
     assert_online_is_newest(&repo, &all);
 }
+
+#[test]
+fn on_redis_ingestion_pauses_while_redis_hangs_then_resumes() {
+    use feast_tests::redis::RedisServer;
+    let emu = Emulator::start();
+    let kinesis = Kinesis::new(&emu.endpoint());
+    kinesis.create_stream(STREAM, 1);
+    let redis = RedisServer::start();
+    let repo = Repo::with_config(
+        &feast_tests::example_redis_config(PROJECT, &redis.connection_string()),
+        support::EXAMPLE,
+        &emu.endpoint(),
+    );
+    let mut client = redis.client();
+    let committed = |c: &mut redis::Connection| -> u64 {
+        redis::cmd("HGET")
+            .arg(format!(
+                "feast_rs:{PROJECT}:checkpoint:{PROJECT}:{STREAM}:shardId-000000000000"
+            ))
+            .arg("records")
+            .query::<Option<u64>>(c)
+            .unwrap()
+            .unwrap_or(0)
+    };
+    let wait_for = |c: &mut redis::Connection, n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while committed(c) < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} committed",
+                committed(c)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(committed(c), n);
+    };
+
+    // Events of the last seven hours, within the view's ttl when read.
+    let now = feast_runtime::chrono::Utc::now().timestamp();
+    let recent = |mut records: Vec<Rec>| {
+        for r in &mut records {
+            let age = (T0 + 100_000 - r.event_s) / 4;
+            r.created_s = now - age + (r.created_s - r.event_s);
+            r.event_s = now - age;
+        }
+        records
+    };
+    let first = recent(shuffled_records(1000, 100, 53, 1));
+    put(&kinesis, &first);
+    let child = repo.spawn(&["ingest", "--batch-size", "200"]);
+    wait_for(&mut client, 1000);
+
+    // A hung server: every call times out, the batch is retried, nothing is
+    // checkpointed, fetching waits.
+    redis.signal("-STOP");
+    let second = recent(shuffled_records(500, 100, 59, 1001));
+    put(&kinesis, &second);
+    std::thread::sleep(Duration::from_secs(8));
+    redis.signal("-CONT");
+    wait_for(&mut client, 1500);
+    terminate(&child);
+    let (code, _, stderr) = wait_exit(child, Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("cannot write a batch; retrying"),
+        "{stderr}"
+    );
+
+    // Served from Redis, through the binary: the newest value per driver.
+    let all: Vec<Rec> = first.into_iter().chain(second).collect();
+    let want = newest_per_driver(&all);
+    let ids: Vec<String> = want.keys().map(i64::to_string).collect();
+    let r = repo.run(&[
+        "get-online",
+        "--features",
+        "driver_hourly_stats_stream:conv_percentage",
+        "--entity",
+        &format!("driver_id={}", ids.join(",")),
+        "--json",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let values: Vec<Option<f32>> = v["results"][1]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().map(|f| f as f32))
+        .collect();
+    let expected: Vec<Option<f32>> = want.values().map(|r| Some(r.conv_percentage())).collect();
+    assert_eq!(values, expected, "{}", v["results"][1]["statuses"]);
+}

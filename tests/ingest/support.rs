@@ -119,6 +119,11 @@ impl Repo {
         Repo::applied(dir, MARKED, endpoint)
     }
 
+    /// A repository with `config` as its `feature_store.yaml`, applied.
+    pub(crate) fn with_config(config: &str, bin: &'static str, endpoint: &str) -> Repo {
+        Repo::applied(TempRepo::with_config(config), bin, endpoint)
+    }
+
     fn applied(dir: TempRepo, bin: &'static str, endpoint: &str) -> Repo {
         let repo = Repo {
             dir,
