@@ -268,6 +268,23 @@ impl FeatureStore {
         Ok(offline_store::append(&self.repo.dir, batch, &df, &name)?)
     }
 
+    /// The push source named `name`.
+    pub fn push_source(&self, name: &str) -> Result<&'static DataSourceDef> {
+        self.registry
+            .data_source(name)
+            .filter(|s| matches!(s.kind, SourceKind::Push { .. }))
+            .ok_or_else(|| Error::UnknownPushSource {
+                name: name.to_owned(),
+                available: self
+                    .registry
+                    .data_sources()
+                    .filter(|s| matches!(s.kind, SourceKind::Push { .. }))
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
     /// Pushes rows in the push source's schema: online, each view reading the
     /// source runs its function and writes; offline, the rows are appended to
     /// the source's batch source.
@@ -277,20 +294,7 @@ impl FeatureStore {
         df: &DataFrame,
         to: PushMode,
     ) -> Result<Vec<(String, WriteStats)>> {
-        let source = self
-            .registry
-            .data_source(push_source)
-            .filter(|s| matches!(s.kind, SourceKind::Push { .. }))
-            .ok_or_else(|| Error::UnknownPushSource {
-                name: push_source.to_owned(),
-                available: self
-                    .registry
-                    .data_sources()
-                    .filter(|s| matches!(s.kind, SourceKind::Push { .. }))
-                    .map(|s| s.name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+        let source = self.push_source(push_source)?;
         let batch_source = offline_store::batch_of(source);
         let rows = offline_store::check_columns(batch_source, df)?;
         let mut stats = Vec::new();

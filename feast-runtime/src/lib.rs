@@ -20,10 +20,13 @@ pub mod definition;
 pub mod feature_store;
 pub mod frame;
 pub mod ingest;
+pub mod json;
 pub mod offline_store;
 pub mod online_store;
 pub mod registry;
 pub mod retrieval;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod validate;
 
 #[doc(hidden)]

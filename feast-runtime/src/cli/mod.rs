@@ -9,9 +9,11 @@
 mod commands;
 #[cfg(feature = "kinesis")]
 mod ingest_commands;
+#[cfg(feature = "server")]
+mod serve_command;
 mod store_commands;
 
-pub use store_commands::{feast_json, value_json};
+pub use crate::json::{feast_json, value_json};
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -127,6 +129,9 @@ pub enum Command {
     /// Put records on a Kinesis source's stream (synthetic, or lines of a file).
     #[cfg(feature = "kinesis")]
     Produce(ingest_commands::ProduceArgs),
+    /// Serve online features over HTTP, with Feast's endpoints and JSON.
+    #[cfg(feature = "server")]
+    Serve(serve_command::ServeArgs),
 }
 
 /// Parses the process arguments, runs the command and maps the outcome to an

@@ -12,7 +12,7 @@ use polars::prelude::DataFrame;
 use super::Cli;
 use crate::definition::JoinKeyValue;
 use crate::feature_store::{FeatureStore, Features, OnlineResponse, PushMode};
-use crate::online_store::encoding::Value;
+use crate::json::{feast_json, value_json};
 
 pub(super) fn open(cli: &Cli) -> anyhow::Result<FeatureStore> {
     Ok(FeatureStore::open(&cli.chdir)?)
@@ -187,47 +187,6 @@ pub(super) fn get_online(
         t.elapsed()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// A value as JSON, as Feast's server prints it.
-pub fn value_json(v: &Value) -> serde_json::Value {
-    use serde_json::json;
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bytes(b) => json!(b),
-        Value::String(s) => json!(s),
-        Value::Int32(i) => json!(i),
-        Value::Int64(i) => json!(i),
-        Value::Float64(f) => json!(f),
-        Value::Float32(f) => json!(f64::from(*f)),
-        Value::Bool(b) => json!(b),
-        Value::UnixTimestamp(s) => json!(s),
-        Value::BytesList(v) => json!(v),
-        Value::StringList(v) => json!(v),
-        Value::Int32List(v) => json!(v),
-        Value::Int64List(v) => json!(v),
-        Value::Float64List(v) => json!(v),
-        Value::Float32List(v) => json!(v.iter().map(|f| f64::from(*f)).collect::<Vec<_>>()),
-        Value::BoolList(v) => json!(v),
-        Value::UnixTimestampList(v) => json!(v),
-    }
-}
-
-/// Feast's column-major JSON response.
-pub fn feast_json(r: &OnlineResponse) -> serde_json::Value {
-    let ts = |s: i64| {
-        DateTime::<Utc>::from_timestamp(s, 0)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    };
-    serde_json::json!({
-        "metadata": {"feature_names": r.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()},
-        "results": r.columns.iter().map(|c| serde_json::json!({
-            "values": c.values.iter().map(value_json).collect::<Vec<_>>(),
-            "statuses": c.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            "event_timestamps": c.event_timestamps.iter().map(|t| ts(*t)).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 fn print_response(out: &mut impl Write, r: &OnlineResponse) -> std::io::Result<()> {

@@ -492,6 +492,40 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     }
 }
 
+/// A column from JSON values of one type (a request's `df` column), read
+/// as a record's field of that type would be; the error names the row.
+pub fn column_from_json(
+    name: &'static str,
+    ty: FeastType,
+    values: &[serde_json::Value],
+) -> Result<Column, String> {
+    let mut builder = Builder::new(ty, values.len());
+    for (row, v) in values.iter().enumerate() {
+        let mut problem = Problem::default();
+        let cell = CellSeed {
+            ty,
+            field: name,
+            problem: &mut problem,
+        }
+        .deserialize(v);
+        match cell {
+            Ok(c) => builder.push(c),
+            Err(e) => {
+                let reason = problem.0.unwrap_or_else(|| e.to_string());
+                // `field `x`: why` -> `x[row]: why`
+                let why = reason
+                    .strip_prefix(&format!("field `{name}`: "))
+                    .unwrap_or(&reason);
+                return Err(format!("{name}[{row}]: {why}"));
+            }
+        }
+    }
+    Ok(builder
+        .finish(PlSmallStr::from_static(name))
+        .map_err(|e| e.to_string())?
+        .into())
+}
+
 /// A source's decoder: its columns after `field_mapping`, the join keys that
 /// may not be null, and the timestamp that must be present.
 #[derive(Debug)]

@@ -237,4 +237,9 @@ pub trait OnlineStore: Send + Sync {
 
     /// Records the end of a materialization of `view`.
     fn set_materialized_until(&self, view: &str, end_us: i64) -> Result<()>;
+
+    /// Whether the store answers now (for a readiness check).
+    fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -609,6 +609,10 @@ impl OnlineStore for RedisStore {
 
     fn update(&self, _views: &[&FeatureViewDef]) -> Result<()> {
         // Hashes come into being with their first write; check the server now.
+        self.ping()
+    }
+
+    fn ping(&self) -> Result<()> {
         self.with_conn(|c| redis::cmd("PING").query::<String>(c))?;
         Ok(())
     }
