@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failure should stop loudly
 
 pub mod fault_proxy;
+pub mod http;
 pub mod kinesis;
 pub mod redis;
 

@@ -382,7 +382,16 @@ impl RedisStore {
                 Ok(v)
             }
             Err(e) => {
-                if e.is_unrecoverable_error() || e.is_io_error() || e.is_timeout() {
+                // A connection lost or timed out: Redis is down or hung.
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                {
+                    self.mark_down();
+                    return Err(Error::Unavailable(e.to_string()));
+                }
+                if e.is_unrecoverable_error() {
                     self.mark_down();
                 }
                 Err(redis_err(e))

@@ -91,10 +91,32 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 /// A request body as `T`; malformed JSON or a wrong type is a 400 that says
-/// what and where.
+/// what and where (the field's path, the line and column).
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        let found = match serde_json::from_slice::<serde_json::Value>(body) {
+            Err(e) => return Err(ApiError::bad_request(format!("invalid request body: {e}"))),
+            Ok(serde_json::Value::Array(_)) => "an array",
+            Ok(serde_json::Value::String(_)) => "a string",
+            Ok(serde_json::Value::Number(_)) => "a number",
+            Ok(serde_json::Value::Bool(_)) => "a boolean",
+            Ok(_) => "null",
+        };
+        return Err(ApiError::bad_request(format!(
+            "invalid request body: expected a JSON object, found {found}"
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ApiError::bad_request(if path == "." || path == "?" || path.is_empty() {
+            format!("invalid request body: {inner}")
+        } else {
+            format!("invalid request body: {path}: {inner}")
+        })
+    })
 }
 
 /// Runs store work on a blocking thread (the stores' calls block).
@@ -326,8 +348,33 @@ pub(crate) async fn observe(
         )
         .into_response(),
     };
+    let response = json_rejection(response).await;
     state
         .metrics
         .record(route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// axum's own rejections (a body over the limit, a wrong method) come as
+/// plain text: give them the JSON shape of every other error.
+async fn json_rejection(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut detail = String::from_utf8_lossy(&text).trim().to_owned();
+    if detail.is_empty() {
+        detail = status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned();
+    }
+    ApiError::new(status, detail).into_response()
 }
