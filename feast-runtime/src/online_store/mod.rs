@@ -242,4 +242,10 @@ pub trait OnlineStore: Send + Sync {
     fn ping(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Whether every call finishes within the process, in microseconds to
+    /// milliseconds, with no network to wait on (an embedded database).
+    fn is_embedded(&self) -> bool {
+        false
+    }
 }

@@ -68,6 +68,12 @@ local nf = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4 + nf])
 local per = 4 + nf
 local written = 0
+-- One argument table for every HSET, refilled: no allocation per entity.
+local args = {ts_field, false, created_field, false}
+for f = 1, nf do
+  args[3 + 2 * f] = ARGV[3 + f]
+  args[4 + 2 * f] = false
+end
 for i, key in ipairs(KEYS) do
   local o = 5 + nf + (i - 1) * per
   local secs, nanos, created = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
@@ -85,10 +91,10 @@ for i, key in ipairs(KEYS) do
     end
   end
   if newer then
-    local args = {ts_field, ARGV[o + 3], created_field, ARGV[o + 2]}
+    args[2] = ARGV[o + 3]
+    args[4] = ARGV[o + 2]
     for f = 1, nf do
-      args[#args + 1] = ARGV[3 + f]
-      args[#args + 1] = ARGV[o + 3 + f]
+      args[4 + 2 * f] = ARGV[o + 3 + f]
     end
     redis.call('HSET', key, unpack(args))
     if ttl > 0 then redis.call('EXPIRE', key, ttl) end
@@ -245,9 +251,14 @@ fn created_field(view: &str) -> String {
 /// A `google.protobuf.Timestamp`: field 1 seconds, field 2 nanos, varints,
 /// zero fields left out (as protobuf writes them).
 pub fn encode_timestamp(micros: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12);
+    write_timestamp(&mut out, micros);
+    out
+}
+
+fn write_timestamp(out: &mut Vec<u8>, micros: i64) {
     let seconds = micros.div_euclid(1_000_000);
     let nanos = micros.rem_euclid(1_000_000) * 1000;
-    let mut out = Vec::with_capacity(12);
     let mut varint = |tag: u8, v: i64| {
         out.push(tag);
         let mut v = v as u64;
@@ -263,7 +274,6 @@ pub fn encode_timestamp(micros: i64) -> Vec<u8> {
     if nanos != 0 {
         varint(0x10, nanos);
     }
-    out
 }
 
 /// Reads a `google.protobuf.Timestamp`, in microseconds.
@@ -470,13 +480,16 @@ impl RedisStore {
             .iter()
             .map(|(name, _)| feature_field(view.name, name))
             .collect();
-        let mut buf = Vec::with_capacity(16);
+        let (mut key, mut ts, mut value) = (Vec::with_capacity(64), Vec::new(), Vec::new());
         for start in (0..batch.len()).step_by(CHUNK) {
             let end = (start + CHUNK).min(batch.len());
             let cmd = pipe.cmd("EVALSHA");
             cmd.arg(self.write_script.get_hash()).arg(end - start);
             for row in start..end {
-                cmd.arg(self.redis_key(&batch.entity_keys[row]));
+                key.clear();
+                key.extend_from_slice(&batch.entity_keys[row]);
+                key.extend_from_slice(self.project.as_bytes());
+                cmd.arg(&key[..]);
             }
             cmd.arg(&ts_field).arg(&created).arg(fields.len());
             for f in &fields {
@@ -485,14 +498,16 @@ impl RedisStore {
             cmd.arg(self.key_ttl_seconds);
             for row in start..end {
                 let event = batch.event_ts[row];
+                ts.clear();
+                write_timestamp(&mut ts, event);
                 cmd.arg(event.div_euclid(1_000_000))
                     .arg(event.rem_euclid(1_000_000) * 1000)
                     .arg(batch.created_ts[row].unwrap_or(-1))
-                    .arg(encode_timestamp(event));
+                    .arg(&ts[..]);
                 for (_, values) in &batch.features {
-                    buf.clear();
-                    values[row].encode(&mut buf);
-                    cmd.arg(&buf[..]);
+                    value.clear();
+                    values[row].encode(&mut value);
+                    cmd.arg(&value[..]);
                 }
             }
         }

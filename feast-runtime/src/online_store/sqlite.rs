@@ -267,6 +267,10 @@ impl OnlineStore for SqliteStore {
         Ok(())
     }
 
+    fn is_embedded(&self) -> bool {
+        true
+    }
+
     fn materialized_until(&self, view: &str) -> Result<Option<i64>> {
         let conn = self.conn();
         Ok(conn

@@ -119,12 +119,18 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-/// Runs store work on a blocking thread (the stores' calls block).
+/// Runs store work, whose calls block. On an embedded store (SQLite: local,
+/// microseconds) it runs in place, which saves the hand-off to another
+/// thread; on a networked one (Redis, which can hang) it runs on the
+/// blocking pool, so that the request timeout still applies.
 async fn blocking<T: Send + 'static>(
     state: &Arc<AppState>,
     work: impl FnOnce(&FeatureStore) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
+    if store.online_store().is_embedded() {
+        return tokio::task::block_in_place(move || work(&store));
+    }
     tokio::task::spawn_blocking(move || work(&store))
         .await
         .map_err(ApiError::internal)?

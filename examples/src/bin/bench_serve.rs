@@ -1,0 +1,288 @@
+//! Serving benchmarks: the example binary's `serve` under `wrk`, on SQLite
+//! and on Redis, and Redis online writes. Run with `scripts/bench serve` (a
+//! release build; it installs `wrk` and `redis-server` from Debian's
+//! packages when missing).
+//!
+//! The online store holds the driver-stats data materialized: 10k drivers
+//! x 100 hours, 3 features. Each request asks for the 3 features of one
+//! driver picked at random:
+//!
+//! - one client (`wrk -t1 -c1`): p50 and p99 latency;
+//! - eight connections (`wrk -t2 -c8`): requests/s.
+//!
+//! Redis writes: `write_to_online_store` of 100k drivers x 3 features.
+
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failure should stop loudly
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use feast_example_driver_stats::data;
+use feast_runtime::chrono::{DateTime, Utc};
+use feast_runtime::feature_store::FeatureStore;
+use feast_runtime::offline_store;
+
+const DRIVERS: usize = 10_000;
+const HOURS: usize = 100;
+const SECONDS: u32 = 10;
+
+/// A wrk Lua script: POST /get-online-features for one random driver.
+const WRK_SCRIPT: &str = r#"
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(7)
+request = function()
+  local id = 1001 + math.random(0, 9999)
+  local body = '{"features": ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate", "driver_hourly_stats:avg_daily_trips"], "entities": {"driver_id": [' .. id .. ']}}'
+  return wrk.format(nil, nil, nil, body)
+end
+response = function(status, headers, body)
+  if status ~= 200 then
+    io.stderr:write("HTTP " .. status .. ": " .. body .. "\n")
+  end
+end
+"#;
+
+/// What `wrk --latency` reported.
+#[derive(Debug, Default)]
+struct Wrk {
+    requests_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+fn ms(s: &str) -> f64 {
+    let (n, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((s, "ms"), |i| s.split_at(i));
+    let n: f64 = n.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn wrk(url: &str, script: &Path, threads: u32, connections: u32) -> Wrk {
+    let out = Command::new("wrk")
+        .args(["-t", &threads.to_string(), "-c", &connections.to_string()])
+        .args(["-d", &format!("{SECONDS}s"), "--latency", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("run wrk (scripts/bench installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut w = Wrk::default();
+    for line in text.lines().map(str::trim) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            ["Requests/sec:", n] => w.requests_per_s = n.parse().unwrap_or(0.0),
+            ["50%", v] => w.p50_ms = ms(v),
+            ["99%", v] => w.p99_ms = ms(v),
+            ["Non-2xx", "or", "3xx", "responses:", n] => w.non_2xx = n.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    assert!(w.requests_per_s > 0.0, "wrk printed no rate:\n{text}");
+    w
+}
+
+/// A repository holding the driver-stats data, materialized online.
+fn repo(dir: &Path, online_store: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("feature_store.yaml"),
+        format!("project: bench\nregistry: data/registry.json\nonline_store:\n{online_store}"),
+    )
+    .unwrap();
+    let start: DateTime<Utc> = Utc::now() - feast_runtime::chrono::Duration::hours(HOURS as i64);
+    let df = data::driver_stats(DRIVERS, HOURS, start);
+    offline_store::write_file(
+        &dir.join("data/driver_stats.parquet/part-00000.parquet"),
+        &df,
+    )
+    .unwrap();
+    let store = FeatureStore::open(dir).unwrap();
+    store.update_infra().unwrap();
+    store
+        .materialize(start, Utc::now(), Some(&["driver_hourly_stats"]))
+        .unwrap();
+}
+
+/// The example binary's `serve` in `dir`; killed when dropped.
+struct Serve(Child, String);
+
+impl Serve {
+    fn start(dir: &Path) -> Serve {
+        let bin = std::env::current_exe()
+            .unwrap()
+            .with_file_name("driver-stats");
+        let mut child = Command::new(&bin)
+            .args(["serve", "--port", "0"])
+            .current_dir(dir)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().trim_start_matches("serving on ").to_owned();
+        Serve(child, addr)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A private redis-server; killed when dropped.
+struct Redis(Child, u16);
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server (scripts/bench installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Redis(child, port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn report(name: &str, figure: String, target: &str, ok: bool) -> bool {
+    println!(
+        "{name:<46} {figure:<34} target {target:<24} {}",
+        if ok { "met" } else { "MISSED" }
+    );
+    ok
+}
+
+fn serving(label: &str, dir: &Path, script: &Path) -> bool {
+    let server = Serve::start(dir);
+    let url = format!("{}/get-online-features", server.1);
+    // Warm up: connections, caches.
+    let _ = Command::new("wrk")
+        .args(["-t1", "-c1", "-d2s", "-s"])
+        .arg(script)
+        .arg(&url)
+        .output();
+    let one = wrk(&url, script, 1, 1);
+    let eight = wrk(&url, script, 2, 8);
+    assert_eq!(one.non_2xx + eight.non_2xx, 0, "requests failed");
+    let mut ok = report(
+        &format!("{label}: one client, 1 driver x 3 features"),
+        format!("p50 {:.3} ms, p99 {:.3} ms", one.p50_ms, one.p99_ms),
+        "p99 <= 0.3 ms",
+        one.p99_ms <= 0.3,
+    );
+    println!("{:<46} ({:.0} requests/s)", "", one.requests_per_s);
+    ok &= report(
+        &format!("{label}: 8 connections"),
+        format!(
+            "{:.0} requests/s (p99 {:.3} ms)",
+            eight.requests_per_s, eight.p99_ms
+        ),
+        ">= 13,870 requests/s",
+        eight.requests_per_s >= 13_870.0,
+    );
+    ok
+}
+
+fn redis_writes(port: u16, dir: &Path) -> bool {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("feature_store.yaml"),
+        format!(
+            "project: writes\nregistry: data/registry.json\nonline_store:\n  type: redis\n  connection_string: \"127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let store = FeatureStore::open(dir).unwrap();
+    let start: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+    let mut times = Vec::new();
+    for run in 0..5 {
+        // A fresh hour each run, so that every write replaces the last.
+        let df = data::driver_stats(
+            100_000,
+            1,
+            start + feast_runtime::chrono::Duration::hours(run),
+        );
+        let t = Instant::now();
+        let stats = store
+            .write_to_online_store("driver_hourly_stats", &df)
+            .unwrap();
+        times.push(t.elapsed());
+        assert_eq!(stats.values_written, 300_000);
+    }
+    times.sort();
+    let rate = 100_000.0 / times[times.len() / 2].as_secs_f64();
+    report(
+        "Redis write_to_online_store, 100k rows",
+        format!("{rate:.0} rows/s"),
+        ">= 300,000 rows/s",
+        rate >= 300_000.0,
+    )
+}
+
+fn main() -> ExitCode {
+    let base: PathBuf =
+        std::env::temp_dir().join(format!("feast-rs-bench-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let script = base.join("request.lua");
+    std::fs::write(&script, WRK_SCRIPT).unwrap();
+    println!(
+        "feast-rs serving benchmarks: {DRIVERS} drivers x {HOURS} hours materialized, 3 features; wrk for {SECONDS} s each; Feast 0.67's `feast serve` on this machine class: 1,387 requests/s, p99 1.18 ms with one client"
+    );
+
+    let mut ok = true;
+    let sqlite = base.join("sqlite");
+    repo(&sqlite, "  type: sqlite\n  path: data/online.db\n");
+    ok &= serving("SQLite", &sqlite, &script);
+
+    let redis = Redis::start();
+    let on_redis = base.join("redis");
+    repo(
+        &on_redis,
+        &format!(
+            "  type: redis\n  connection_string: \"127.0.0.1:{}\"\n",
+            redis.1
+        ),
+    );
+    ok &= serving("Redis", &on_redis, &script);
+    ok &= redis_writes(redis.1, &base.join("writes"));
+
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&base);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
