@@ -119,21 +119,30 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-/// Runs store work, whose calls block. On an embedded store (SQLite: local,
-/// microseconds) it runs in place, which saves the hand-off to another
-/// thread; on a networked one (Redis, which can hang) it runs on the
-/// blocking pool, so that the request timeout still applies.
+/// Runs store work, whose calls block, on the blocking pool: the request
+/// timeout applies, and a long call (a materialization) holds no worker.
 async fn blocking<T: Send + 'static>(
     state: &Arc<AppState>,
     work: impl FnOnce(&FeatureStore) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
-    if store.online_store().is_embedded() {
-        return tokio::task::block_in_place(move || work(&store));
-    }
     tokio::task::spawn_blocking(move || work(&store))
         .await
         .map_err(ApiError::internal)?
+}
+
+/// Runs an online read. On an embedded store (SQLite) it takes
+/// microseconds, so it runs right here, saving the hand-off to another
+/// thread that is most of a read's latency; on a networked store (Redis,
+/// which can hang) it goes to the blocking pool like the rest.
+async fn read<T: Send + 'static>(
+    state: &Arc<AppState>,
+    work: impl FnOnce(&FeatureStore) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if state.store.online_store().is_embedded() {
+        return work(&state.store);
+    }
+    blocking(state, work).await
 }
 
 fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -162,7 +171,7 @@ pub(crate) async fn get_online_features(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: GetOnlineFeaturesRequest = parse(&body)?;
-    let body = blocking(&state, move |store| {
+    let body = read(&state, move |store| {
         let refs: Vec<&str>;
         let features = match (&req.features, &req.feature_service) {
             (Some(f), None) => {
