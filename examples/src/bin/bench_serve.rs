@@ -8,7 +8,9 @@
 //! driver picked at random:
 //!
 //! - one client (`wrk -t1 -c1`): p50 and p99 latency;
-//! - eight connections (`wrk -t2 -c8`): requests/s.
+//! - eight connections (`wrk -t2 -c8`): requests/s;
+//!
+//! each the median of three 10-second runs.
 //!
 //! Redis writes: `write_to_online_store` of 100k drivers x 3 features.
 
@@ -27,6 +29,12 @@ use feast_runtime::offline_store;
 const DRIVERS: usize = 10_000;
 const HOURS: usize = 100;
 const SECONDS: u32 = 10;
+const RUNS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
 
 /// A wrk Lua script: POST /get-online-features for one random driver.
 const WRK_SCRIPT: &str = r#"
@@ -193,24 +201,49 @@ fn serving(label: &str, dir: &Path, script: &Path) -> bool {
         .arg(script)
         .arg(&url)
         .output();
-    let one = wrk(&url, script, 1, 1);
-    let eight = wrk(&url, script, 2, 8);
-    assert_eq!(one.non_2xx + eight.non_2xx, 0, "requests failed");
+    // Three runs of each, the median reported: one client's p99 is at the
+    // mercy of a shared machine's hiccups.
+    let runs = |threads, connections| -> Vec<Wrk> {
+        (0..RUNS)
+            .map(|_| wrk(&url, script, threads, connections))
+            .collect()
+    };
+    let (one, eight) = (runs(1, 1), runs(2, 8));
+    assert_eq!(
+        one.iter().chain(&eight).map(|w| w.non_2xx).sum::<u64>(),
+        0,
+        "requests failed"
+    );
+    let med = |v: Vec<f64>| median(v);
+    let p99s: Vec<f64> = one.iter().map(|w| w.p99_ms).collect();
+    let (p50, p99) = (
+        med(one.iter().map(|w| w.p50_ms).collect()),
+        med(p99s.clone()),
+    );
     let mut ok = report(
         &format!("{label}: one client, 1 driver x 3 features"),
-        format!("p50 {:.3} ms, p99 {:.3} ms", one.p50_ms, one.p99_ms),
+        format!("p50 {p50:.3} ms, p99 {p99:.3} ms"),
         "p99 <= 0.3 ms",
-        one.p99_ms <= 0.3,
+        p99 <= 0.3,
     );
-    println!("{:<46} ({:.0} requests/s)", "", one.requests_per_s);
+    println!(
+        "{:<46} ({:.0} requests/s; p99 of the {RUNS} runs: {})",
+        "",
+        med(one.iter().map(|w| w.requests_per_s).collect()),
+        p99s.iter()
+            .map(|p| format!("{p:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let rps = med(eight.iter().map(|w| w.requests_per_s).collect());
     ok &= report(
         &format!("{label}: 8 connections"),
         format!(
-            "{:.0} requests/s (p99 {:.3} ms)",
-            eight.requests_per_s, eight.p99_ms
+            "{rps:.0} requests/s (p99 {:.3} ms)",
+            med(eight.iter().map(|w| w.p99_ms).collect())
         ),
         ">= 13,870 requests/s",
-        eight.requests_per_s >= 13_870.0,
+        rps >= 13_870.0,
     );
     ok
 }
@@ -258,7 +291,7 @@ fn main() -> ExitCode {
     let script = base.join("request.lua");
     std::fs::write(&script, WRK_SCRIPT).unwrap();
     println!(
-        "feast-rs serving benchmarks: {DRIVERS} drivers x {HOURS} hours materialized, 3 features; wrk for {SECONDS} s each; Feast 0.67's `feast serve` on this machine class: 1,387 requests/s, p99 1.18 ms with one client"
+        "feast-rs serving benchmarks: {DRIVERS} drivers x {HOURS} hours materialized, 3 features; median of {RUNS} wrk runs of {SECONDS} s; Feast 0.67's `feast serve` on this machine class: 1,387 requests/s, p99 1.18 ms with one client"
     );
 
     let mut ok = true;
