@@ -12,15 +12,9 @@ use feast_runtime::feature_store::{FeatureStore, Features, FieldStatus};
 use feast_runtime::online_store::encoding::Value;
 use feast_runtime::polars::prelude::*;
 use feast_tests::redis::RedisServer;
-use feast_tests::{TempRepo, example_config, example_redis_config, stats_frame, stats_frame_us};
+use feast_tests::{Backend, TempRepo, repo_on, stats_frame, stats_frame_us};
 
 const T: i64 = 1_735_732_800; // 2025-01-01T12:00:00Z
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Redis,
-}
 
 /// A store of `backend` for `project`, with what it lives on.
 struct Opened {
@@ -30,14 +24,7 @@ struct Opened {
 }
 
 fn open_on(backend: Backend, project: &str) -> Opened {
-    let (repo, redis) = match backend {
-        Backend::Sqlite => (TempRepo::with_config(&example_config(project)), None),
-        Backend::Redis => {
-            let server = RedisServer::start();
-            let config = example_redis_config(project, &server.connection_string());
-            (TempRepo::with_config(&config), Some(server))
-        }
-    };
+    let (repo, redis) = repo_on(backend, project);
     let store = FeatureStore::open(repo.path()).unwrap();
     Opened { repo, redis, store }
 }
@@ -47,19 +34,7 @@ fn open_store(project: &str) -> (TempRepo, FeatureStore) {
     (o.repo, o.store)
 }
 
-/// Runs each case on both stores, as a test per store.
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[test] fn $case() { super::$case(super::Backend::Sqlite) })*
-        }
-        mod on_redis {
-            $(#[test] fn $case() { super::$case(super::Backend::Redis) })*
-        }
-    };
-}
-
-on_both_stores!(
+feast_tests::on_both_stores!(
     an_older_event_never_overwrites_a_newer_one_in_any_order,
     sub_second_order_within_a_batch_is_kept,
     statuses_present_null_not_found_and_outside_max_age,
@@ -201,35 +176,29 @@ fn an_older_event_never_overwrites_a_newer_one_in_any_order(backend: Backend) {
     ];
     for order in orders {
         // One write per version.
-        let Opened {
-            store,
-            repo: _repo,
-            redis: _redis,
-        } = open_on(backend, "p");
+        let opened = open_on(backend, "p");
+        let store = &opened.store;
         for i in order {
             store
                 .write_to_online_store("driver_hourly_stats", &stats_frame(&[versions[i]]))
                 .unwrap();
         }
         assert_eq!(
-            stored_marker(&store),
+            stored_marker(store),
             Some(3),
             "separate writes in order {order:?}"
         );
 
         // All versions in one batch.
-        let Opened {
-            store,
-            repo: _repo,
-            redis: _redis,
-        } = open_on(backend, "p");
+        let opened = open_on(backend, "p");
+        let store = &opened.store;
         let batch: Vec<_> = order.iter().map(|&i| versions[i]).collect();
         let stats = store
             .write_to_online_store("driver_hourly_stats", &stats_frame(&batch))
             .unwrap();
         assert_eq!(stats.rows, 1, "one entity in the batch");
         assert_eq!(
-            stored_marker(&store),
+            stored_marker(store),
             Some(3),
             "one batch in order {order:?}"
         );
@@ -237,25 +206,19 @@ fn an_older_event_never_overwrites_a_newer_one_in_any_order(backend: Backend) {
 }
 
 fn sub_second_order_within_a_batch_is_kept(backend: Backend) {
-    let Opened {
-        store,
-        repo: _repo,
-        redis: _redis,
-    } = open_on(backend, "p");
+    let opened = open_on(backend, "p");
+    let store = &opened.store;
     let rows = [(1001, T, None, 0.1, 0.1, 1), (1001, T, None, 0.2, 0.2, 2)];
     // The second row is 1 µs older: the first must win.
     store
         .write_to_online_store("driver_hourly_stats", &stats_frame_us(&rows, &[1, 0]))
         .unwrap();
-    assert_eq!(stored_marker(&store), Some(1));
+    assert_eq!(stored_marker(store), Some(1));
 }
 
 fn statuses_present_null_not_found_and_outside_max_age(backend: Backend) {
-    let Opened {
-        store,
-        repo: _repo,
-        redis: _redis,
-    } = open_on(backend, "p");
+    let opened = open_on(backend, "p");
+    let store = &opened.store;
     let ts_type = feast_runtime::definition::FeastType::UnixTimestamp.dtype();
     let df = DataFrame::new(
         2,
@@ -342,11 +305,8 @@ fn statuses_present_null_not_found_and_outside_max_age(backend: Backend) {
 }
 
 fn typed_reads_return_rows(backend: Backend) {
-    let Opened {
-        store,
-        repo: _repo,
-        redis: _redis,
-    } = open_on(backend, "p");
+    let opened = open_on(backend, "p");
+    let store = &opened.store;
     let now = Utc::now().timestamp();
     store
         .write_to_online_store(
@@ -369,11 +329,8 @@ fn typed_reads_return_rows(backend: Backend) {
 }
 
 fn bad_frames_name_the_problem(backend: Backend) {
-    let Opened {
-        store,
-        repo: _repo,
-        redis: _redis,
-    } = open_on(backend, "p");
+    let opened = open_on(backend, "p");
+    let store = &opened.store;
     let good = stats_frame(&[(1001, T, None, 0.5, 0.5, 1)]);
 
     let err = store
@@ -422,15 +379,12 @@ fn bad_frames_name_the_problem(backend: Backend) {
     );
 
     // Nothing above was written.
-    assert_eq!(stored_marker(&store), None);
+    assert_eq!(stored_marker(store), None);
 }
 
 fn materialization_state_and_teardown(backend: Backend) {
-    let Opened {
-        store,
-        repo: _repo,
-        redis: _redis,
-    } = open_on(backend, "p");
+    let opened = open_on(backend, "p");
+    let store = &opened.store;
     let online = store.online_store();
     assert_eq!(
         online.materialized_until("driver_hourly_stats").unwrap(),
@@ -449,9 +403,9 @@ fn materialization_state_and_teardown(backend: Backend) {
             &stats_frame(&[(1001, T, None, 0.5, 0.5, 7)]),
         )
         .unwrap();
-    assert_eq!(stored_marker(&store), Some(7));
+    assert_eq!(stored_marker(store), Some(7));
     store.teardown().unwrap();
-    assert_eq!(stored_marker(&store), None, "teardown removes the values");
+    assert_eq!(stored_marker(store), None, "teardown removes the values");
     assert_eq!(
         online.materialized_until("driver_hourly_stats").unwrap(),
         None
@@ -462,11 +416,8 @@ fn materialization_state_and_teardown(backend: Backend) {
 fn checkpoints_advance_once_on_both_stores() {
     use feast_runtime::online_store::CheckpointUpdate;
     for backend in [Backend::Sqlite, Backend::Redis] {
-        let Opened {
-            store,
-            repo: _repo,
-            redis: _redis,
-        } = open_on(backend, "p");
+        let opened = open_on(backend, "p");
+        let store = &opened.store;
         let online = store.online_store();
         let cp = |seq: &'static str, records| CheckpointUpdate {
             consumer: "p",

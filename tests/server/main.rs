@@ -16,15 +16,9 @@ use feast_runtime::chrono::{DateTime, SecondsFormat, Utc};
 use feast_runtime::feature_store::FeatureStore;
 use feast_tests::http::{Server, get, post, read_response, send};
 use feast_tests::redis::RedisServer;
-use feast_tests::{TempRepo, example_config, example_redis_config, run, stats_frame};
+use feast_tests::{Backend, TempRepo, repo_on, run, stats_frame};
 
 const EXAMPLE: &str = env!("CARGO_BIN_EXE_example-repo");
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Redis,
-}
 
 /// A repository on `backend`, applied, with its server running.
 struct Served {
@@ -34,14 +28,7 @@ struct Served {
 }
 
 fn serve(backend: Backend, extra: &[&str]) -> Served {
-    let (repo, redis) = match backend {
-        Backend::Sqlite => (TempRepo::with_config(&example_config("srv")), None),
-        Backend::Redis => {
-            let r = RedisServer::start();
-            let config = example_redis_config("srv", &r.connection_string());
-            (TempRepo::with_config(&config), Some(r))
-        }
-    };
+    let (repo, redis) = repo_on(backend, "srv");
     let r = run(EXAMPLE, repo.path(), &["apply"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let server = Server::start(EXAMPLE, repo.path(), extra);
@@ -207,18 +194,7 @@ fn writes_pushes_and_materializations_through_the_endpoints(backend: Backend) {
     assert_eq!((r.status, r.body.as_str()), (200, "null"), "{}", r.body);
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[test] fn $case() { super::$case(super::Backend::Sqlite) })*
-        }
-        mod on_redis {
-            $(#[test] fn $case() { super::$case(super::Backend::Redis) })*
-        }
-    };
-}
-
-on_both_stores!(
+feast_tests::on_both_stores!(
     online_features_in_feasts_json,
     writes_pushes_and_materializations_through_the_endpoints,
 );

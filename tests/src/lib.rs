@@ -145,6 +145,40 @@ pub fn entity_frame(rows: &[(i64, i64)]) -> DataFrame {
     .unwrap()
 }
 
+/// Which online store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Redis,
+}
+
+/// A repository with the example's config for `project` on `backend`, and
+/// the private Redis it uses (kept alive by the caller).
+pub fn repo_on(backend: Backend, project: &str) -> (TempRepo, Option<redis::RedisServer>) {
+    match backend {
+        Backend::Sqlite => (TempRepo::with_config(&example_config(project)), None),
+        Backend::Redis => {
+            let server = redis::RedisServer::start();
+            let config = example_redis_config(project, &server.connection_string());
+            (TempRepo::with_config(&config), Some(server))
+        }
+    }
+}
+
+/// Runs each case (a `fn(Backend)` in the calling module) as two tests,
+/// `on_sqlite::case` and `on_redis::case`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test] fn $case() { super::$case($crate::Backend::Sqlite) })*
+        }
+        mod on_redis {
+            $(#[test] fn $case() { super::$case($crate::Backend::Redis) })*
+        }
+    };
+}
+
 /// The example's `feature_store.yaml` with another project name and a Redis
 /// online store.
 pub fn example_redis_config(project: &str, connection_string: &str) -> String {
