@@ -3,7 +3,13 @@
 //! A feature repository is a Rust crate. Its entities, sources, feature views
 //! and services are Rust items under the attribute macros re-exported here; the
 //! compiler checks them, `inventory` collects them, and [`cli::main`] turns the
-//! crate into one binary that lists, validates, plans and applies them.
+//! crate into one binary that lists, validates and applies them, ingests their
+//! Kinesis streams, materializes, retrieves training data and serves online
+//! features over HTTP.
+//!
+//! Cargo features: `kinesis` (`ingest`, `produce`), `redis` (the Redis online
+//! store), `server` (`serve`). Without them the crate is the definitions, the
+//! embedded SQLite and Parquet stores, and the batch commands.
 //!
 //! ```ignore
 //! use feast_runtime::prelude::*;
