@@ -38,7 +38,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start redis-server (scripts/redis install puts it on PATH)");
+            .expect("start redis-server (scripts/test installs it: scripts/debian-packages redis-server)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
