@@ -41,6 +41,7 @@ feast_tests::on_both_stores!(
     typed_reads_return_rows,
     bad_frames_name_the_problem,
     materialization_state_and_teardown,
+    concurrent_writers_keep_the_newest_event,
 );
 
 #[test]
@@ -145,18 +146,7 @@ fn rusqlite_conn(repo: &TempRepo) -> feast_tests::Sqlite {
 
 /// `avg_daily_trips` of driver 1001, as stored.
 fn stored_marker(store: &FeatureStore) -> Option<i64> {
-    let r = store
-        .get_online_features_at(
-            &Features::Refs(&["driver_hourly_stats:avg_daily_trips"]),
-            &[("driver_id", vec![JoinKeyValue::Int64(1001)])],
-            false,
-            Utc.timestamp_opt(T, 0).unwrap(),
-        )
-        .unwrap();
-    match &r.columns[1].values[0] {
-        Value::Int64(v) => Some(*v),
-        _ => None,
-    }
+    markers(store, &[1001])[0]
 }
 
 fn an_older_event_never_overwrites_a_newer_one_in_any_order(backend: Backend) {
@@ -203,6 +193,79 @@ fn an_older_event_never_overwrites_a_newer_one_in_any_order(backend: Backend) {
             "one batch in order {order:?}"
         );
     }
+}
+
+/// `avg_daily_trips` (the tests' marker) of each driver.
+fn markers(store: &FeatureStore, drivers: &[i64]) -> Vec<Option<i64>> {
+    let r = store
+        .get_online_features_at(
+            &Features::Refs(&["driver_hourly_stats:avg_daily_trips"]),
+            &[(
+                "driver_id",
+                drivers.iter().map(|&d| JoinKeyValue::Int64(d)).collect(),
+            )],
+            false,
+            Utc.timestamp_opt(T, 0).unwrap(),
+        )
+        .unwrap();
+    r.columns[1]
+        .values
+        .iter()
+        .map(|v| match v {
+            Value::Int64(v) => Some(*v),
+            _ => None,
+        })
+        .collect()
+}
+
+fn concurrent_writers_keep_the_newest_event(backend: Backend) {
+    // Two writers, each with its own store, start together on the same
+    // 3,000 drivers (six script calls on Redis, in the same order), one with
+    // a newer event than the other; eight times, on fresh drivers each
+    // time. A store that read the stored time and then wrote would, now and
+    // then, let the older write land on top of the newer one.
+    const TRIALS: i64 = 8;
+    const DRIVERS: i64 = 3000;
+    let opened = open_on(backend, "p");
+    let frame = |trial: i64, newer: bool| {
+        let t = T - 60 + i64::from(newer);
+        let rows: Vec<feast_tests::StatsRow> = (0..DRIVERS)
+            .map(|d| (trial * DRIVERS + d, t, Some(t), 0.5, 0.5, i64::from(newer)))
+            .collect();
+        stats_frame(&rows)
+    };
+    let frames: Vec<[DataFrame; 2]> = (0..TRIALS)
+        .map(|trial| [frame(trial, false), frame(trial, true)])
+        .collect();
+    let start = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        for which in [0, 1] {
+            let store = FeatureStore::open(opened.repo.path()).unwrap();
+            let (frames, start) = (&frames, &start);
+            s.spawn(move || {
+                for trial in frames {
+                    start.wait();
+                    store
+                        .write_to_online_store("driver_hourly_stats", &trial[which])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let drivers: Vec<i64> = (0..TRIALS * DRIVERS).collect();
+    let markers = markers(&opened.store, &drivers);
+    let older: Vec<i64> = drivers
+        .iter()
+        .zip(&markers)
+        .filter(|(_, m)| **m != Some(1))
+        .map(|(d, _)| *d)
+        .collect();
+    assert!(
+        older.is_empty(),
+        "{} drivers left with the older event, the first {:?}",
+        older.len(),
+        &older[..older.len().min(10)]
+    );
 }
 
 fn sub_second_order_within_a_batch_is_kept(backend: Backend) {
