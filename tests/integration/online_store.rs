@@ -568,3 +568,55 @@ fn redis_hashes_are_feasts_layout_byte_for_byte() {
     let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query(&mut c).unwrap();
     assert_eq!(ttl, -1, "no expiry without key_ttl_seconds");
 }
+
+#[test]
+fn redis_over_tls_trusts_the_named_ca_only() {
+    let server = RedisServer::start_tls();
+    let ca = server.ca_file().unwrap();
+    let open = |connection_string: &str| {
+        let config = feast_tests::example_redis_config("tls", connection_string);
+        let repo = TempRepo::with_config(&config);
+        let store = FeatureStore::open(repo.path());
+        (repo, store)
+    };
+
+    // `ssl=true` with the server's CA: the store works as over plain TCP
+    // (and the server has no plain port at all).
+    let (_repo, store) = open(&server.connection_string());
+    let store = store.unwrap();
+    store
+        .write_to_online_store(
+            "driver_hourly_stats",
+            &stats_frame(&[(1001, T, Some(T), 0.5, 0.5, 7)]),
+        )
+        .unwrap();
+    assert_eq!(stored_marker(&store), Some(7));
+
+    // Without the CA, the system's roots do not vouch for the server.
+    let (_repo, store) = open(&format!("127.0.0.1:{},ssl=true", server.port()));
+    let err = store
+        .unwrap()
+        .write_to_online_store(
+            "driver_hourly_stats",
+            &stats_frame(&[(1001, T, Some(T), 0.5, 0.5, 8)]),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("certificate"), "{err}");
+
+    // A CA file that is not there is named.
+    let missing = ca.with_file_name("missing.pem");
+    let (_repo, store) = open(&format!(
+        "127.0.0.1:{},ssl=true,ssl_ca_certs={}",
+        server.port(),
+        missing.display()
+    ));
+    let err = store.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "ssl_ca_certs {:?} cannot be read",
+            missing.display().to_string()
+        )),
+        "{err}"
+    );
+}

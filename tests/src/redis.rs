@@ -1,8 +1,10 @@
 //! Private Redis servers for tests: `redis-server` on a free loopback port,
 //! no persistence, stopped when dropped (and by the harness if the test
-//! dies: the server runs as a child of the test process).
+//! dies: the server runs as a child of the test process). One may speak
+//! only TLS, with a certificate from a private CA made for it.
 
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,81 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    tls: Option<Tls>,
+}
+
+/// A private CA and the server's certificate and key, signed by it.
+#[derive(Debug)]
+struct Tls {
+    dir: tempfile::TempDir,
+}
+
+impl Tls {
+    fn make() -> Tls {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("run openssl (scripts/test installs it)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(dir.path().join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=feast-rs test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
+        ]);
+        Tls { dir }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
 }
 
 fn free_port() -> u16 {
@@ -23,17 +100,45 @@ fn free_port() -> u16 {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with(None)
+    }
+
+    /// A server that speaks only TLS; [`RedisServer::connection_string`]
+    /// trusts its CA.
+    pub fn start_tls() -> RedisServer {
+        RedisServer::start_with(Some(Tls::make()))
+    }
+
+    fn start_with(tls: Option<Tls>) -> RedisServer {
         let mut server = RedisServer {
             child: None,
             port: free_port(),
+            tls,
         };
         server.spawn();
         server
     }
 
+    /// The private CA's certificate (PEM) of a TLS server.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|t| t.file("ca.crt"))
+    }
+
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some(tls) => {
+                let path = |name: &str| tls.file(name).to_str().unwrap().to_owned();
+                cmd.args(["--port", "0", "--tls-port", &port])
+                    .args(["--tls-cert-file", &path("server.crt")])
+                    .args(["--tls-key-file", &path("server.key")])
+                    .args(["--tls-ca-cert-file", &path("ca.crt")])
+                    .args(["--tls-auth-clients", "no"])
+            }
+        };
+        let child = cmd
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -53,11 +158,19 @@ impl RedisServer {
 
     /// Feast's `connection_string` for this server.
     pub fn connection_string(&self) -> String {
-        format!("127.0.0.1:{},db=0", self.port)
+        match self.ca_file() {
+            None => format!("127.0.0.1:{},db=0", self.port),
+            Some(ca) => format!(
+                "127.0.0.1:{},db=0,ssl=true,ssl_ca_certs={}",
+                self.port,
+                ca.display()
+            ),
+        }
     }
 
-    /// A client connection, for layout assertions.
+    /// A client connection, for layout assertions (plain servers only).
     pub fn client(&self) -> redis::Connection {
+        assert!(self.tls.is_none(), "client() speaks plain TCP");
         redis::Client::open(format!("redis://127.0.0.1:{}/0", self.port))
             .unwrap()
             .get_connection()

@@ -130,10 +130,16 @@ pub struct ConnectionSpec {
     pub db: i64,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS (`ssl=true`).
+    pub ssl: bool,
+    /// A PEM file of the certificates to trust instead of the system's
+    /// (`ssl_ca_certs=PATH`, redis-py's name, which Feast passes through).
+    pub ssl_ca_certs: Option<String>,
 }
 
 impl ConnectionSpec {
-    /// Parses `host:port[,db=N][,password=...][,username=...][,ssl=false]`.
+    /// Parses `host:port[,db=N][,password=...][,username=...][,ssl=true]
+    /// [,ssl_ca_certs=PATH]`.
     pub fn parse(s: &str) -> std::result::Result<ConnectionSpec, String> {
         let mut parts = s.split(',').map(str::trim);
         let address = parts.next().filter(|a| !a.is_empty()).ok_or_else(|| {
@@ -153,6 +159,8 @@ impl ConnectionSpec {
             db: 0,
             username: None,
             password: None,
+            ssl: false,
+            ssl_ca_certs: None,
         };
         for part in parts.filter(|p| !p.is_empty()) {
             let (key, value) = part
@@ -166,21 +174,32 @@ impl ConnectionSpec {
                 }
                 "password" => spec.password = Some(value.to_owned()),
                 "username" => spec.username = Some(value.to_owned()),
-                "ssl" if value.eq_ignore_ascii_case("false") => {}
                 "ssl" => {
-                    return Err("redis connection string: ssl=true is not supported yet".into());
+                    spec.ssl = match value.to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(format!(
+                                "redis connection string: ssl {value:?} is not true or false"
+                            ));
+                        }
+                    };
                 }
+                "ssl_ca_certs" => spec.ssl_ca_certs = Some(value.to_owned()),
                 other => {
                     return Err(format!(
-                        "redis connection string: unknown option `{other}`; expected db, password, username or ssl"
+                        "redis connection string: unknown option `{other}`; expected db, password, username, ssl or ssl_ca_certs"
                     ));
                 }
             }
         }
+        if spec.ssl_ca_certs.is_some() && !spec.ssl {
+            return Err("redis connection string: ssl_ca_certs needs ssl=true".into());
+        }
         Ok(spec)
     }
 
-    /// A `redis://` URL for the client.
+    /// A `redis://` (or, with TLS, `rediss://`) URL for the client.
     fn url(&self) -> String {
         let auth = match (&self.username, &self.password) {
             (None, None) => String::new(),
@@ -190,7 +209,8 @@ impl ConnectionSpec {
                 percent_encode(password.as_deref().unwrap_or(""))
             ),
         };
-        format!("redis://{auth}{}:{}/{}", self.host, self.port, self.db)
+        let scheme = if self.ssl { "rediss" } else { "redis" };
+        format!("{scheme}://{auth}{}:{}/{}", self.host, self.port, self.db)
     }
 }
 
@@ -345,7 +365,27 @@ impl RedisStore {
         key_ttl_seconds: u64,
     ) -> Result<RedisStore> {
         let spec = ConnectionSpec::parse(connection_string).map_err(Error::Config)?;
-        let client = Client::open(spec.url()).map_err(|e| Error::Config(e.to_string()))?;
+        let client = if spec.ssl {
+            let root_cert = match &spec.ssl_ca_certs {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    Error::Config(format!(
+                        "redis connection string: ssl_ca_certs {path:?} cannot be read: {e}"
+                    ))
+                })?),
+                None => None,
+            };
+            // The client's TLS asks for the process' default provider;
+            // another part of the process may have set one already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert,
+            };
+            Client::build_with_tls(spec.url(), certificates)
+        } else {
+            Client::open(spec.url())
+        }
+        .map_err(|e| Error::Config(format!("redis connection string: {e}")))?;
         Ok(RedisStore {
             project: project.to_owned(),
             client,
@@ -767,6 +807,8 @@ mod tests {
                 db: 2,
                 username: None,
                 password: Some("p@ss:w".into()),
+                ssl: false,
+                ssl_ca_certs: None,
             })
         );
         let spec = ConnectionSpec::parse("redis.internal").unwrap();
@@ -783,11 +825,17 @@ mod tests {
         );
         assert_eq!(
             ConnectionSpec::parse("localhost:6379,dbx=1").unwrap_err(),
-            "redis connection string: unknown option `dbx`; expected db, password, username or ssl"
+            "redis connection string: unknown option `dbx`; expected db, password, username, ssl or ssl_ca_certs"
+        );
+        let tls = ConnectionSpec::parse("cache.internal:6380,ssl=True,password=p").unwrap();
+        assert_eq!(tls.url(), "rediss://:p@cache.internal:6380/0");
+        assert_eq!(
+            ConnectionSpec::parse("localhost:6379,ssl=yes").unwrap_err(),
+            "redis connection string: ssl \"yes\" is not true or false"
         );
         assert_eq!(
-            ConnectionSpec::parse("localhost:6379,ssl=true").unwrap_err(),
-            "redis connection string: ssl=true is not supported yet"
+            ConnectionSpec::parse("localhost:6379,ssl_ca_certs=/ca.pem").unwrap_err(),
+            "redis connection string: ssl_ca_certs needs ssl=true"
         );
         assert!(ConnectionSpec::parse("").is_err());
     }
