@@ -620,3 +620,29 @@ fn redis_over_tls_trusts_the_named_ca_only() {
         "{err}"
     );
 }
+
+#[test]
+fn redis_writes_survive_a_flushed_script_cache() {
+    let Opened {
+        store,
+        repo: _repo,
+        redis,
+    } = open_on(Backend::Redis, "p");
+    let write = |marker: i64| {
+        let t = T + marker;
+        store.write_to_online_store(
+            "driver_hourly_stats",
+            &stats_frame(&[(1001, t, Some(t), 0.5, 0.5, marker)]),
+        )
+    };
+    write(1).unwrap();
+    // What a restarted or failed-over server looks like to a kept
+    // connection: the same data, no scripts.
+    let mut c = redis.as_ref().unwrap().client();
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query::<()>(&mut c)
+        .unwrap();
+    write(2).unwrap();
+    assert_eq!(stored_marker(&store), Some(2));
+}

@@ -474,13 +474,7 @@ impl RedisStore {
         match conn {
             Ok(mut conn) => {
                 // Loaded once per connection, so that pipelines can EVALSHA.
-                for script in [WRITE_SCRIPT, CHECKPOINT_SCRIPT] {
-                    redis::cmd("SCRIPT")
-                        .arg("LOAD")
-                        .arg(script)
-                        .query::<String>(&mut conn)
-                        .map_err(redis_err)?;
-                }
+                load_scripts(&mut conn).map_err(redis_err)?;
                 *self
                     .down
                     .lock()
@@ -571,7 +565,18 @@ impl OnlineStore for RedisStore {
         let written: Vec<i64> = if writes.iter().all(|(_, b)| b.is_empty()) {
             Vec::new()
         } else {
-            self.with_conn(|c| pipe.query(c))?
+            self.with_conn(|c| match pipe.query(c) {
+                // The server lost its scripts (`SCRIPT FLUSH`, a replica
+                // promoted): none of the calls ran. Load them and send the
+                // batch again.
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    load_scripts(c)?;
+                    pipe.query(c)
+                }
+                written => written,
+            })?
         };
         // The checkpoint only after every row above is acknowledged.
         if let Some(cp) = checkpoint {
@@ -732,6 +737,17 @@ impl OnlineStore for RedisStore {
                 .query::<()>(c)
         })
     }
+}
+
+/// Loads the scripts on the server, for pipelined `EVALSHA`s.
+fn load_scripts(conn: &mut Connection) -> redis::RedisResult<()> {
+    for script in [WRITE_SCRIPT, CHECKPOINT_SCRIPT] {
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(script)
+            .query::<String>(conn)?;
+    }
+    Ok(())
 }
 
 /// Escapes Redis glob characters.
