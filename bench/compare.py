@@ -227,9 +227,7 @@ class Bench:
 
     def run(self):
         self.generate()
-        self.lua = os.path.join(self.work, "request.lua")
-        with open(self.lua, "w") as f:
-            f.write(WRK_SCRIPT)
+        self.lua = os.path.join(HERE, "get-online-features.lua")
         self.redis_port = free_port()
         redis = subprocess.Popen(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                                   "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
@@ -351,18 +349,6 @@ class Bench:
         print()
         for n in self.notes:
             print(f"- {n}")
-
-
-WRK_SCRIPT = r'''
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-math.randomseed(7)
-request = function()
-  local id = 1001 + math.random(0, 9999)
-  local body = '{"features": ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate", "driver_hourly_stats:avg_daily_trips"], "entities": {"driver_id": [' .. id .. ']}}'
-  return wrk.format(nil, nil, nil, body)
-end
-'''
 
 
 def free_port():

@@ -74,16 +74,7 @@ pub fn entity_rows<'a>(
                     keys.join(", ")
                 )
             })?;
-        let values = values
-            .as_array()
-            .ok_or_else(|| format!("entities.{key}: expected an array of values"))?;
-        if *len.get_or_insert(values.len()) != values.len() {
-            return Err(format!(
-                "entities.{key} has {} values, but the other join keys have {}",
-                values.len(),
-                len.unwrap_or_default()
-            ));
-        }
+        let values = array_of_len(values, &format!("entities.{key}"), &mut len, "join keys")?;
         let parsed = values
             .iter()
             .enumerate()
@@ -113,6 +104,27 @@ pub fn entity_rows<'a>(
     Ok(rows)
 }
 
+/// `value` (at `path`) as an array as long as its `others` seen so far
+/// (`len`, set by the first).
+fn array_of_len<'v>(
+    value: &'v serde_json::Value,
+    path: &str,
+    len: &mut Option<usize>,
+    others: &str,
+) -> Result<&'v Vec<serde_json::Value>, String> {
+    let values = value
+        .as_array()
+        .ok_or_else(|| format!("{path}: expected an array of values"))?;
+    let expected = *len.get_or_insert(values.len());
+    if expected != values.len() {
+        return Err(format!(
+            "{path} has {} values, but the other {others} have {expected}",
+            values.len()
+        ));
+    }
+    Ok(values)
+}
+
 /// A frame from Feast's `df` object (`{"column": [values]}`), each column
 /// read as its type in `schema`: timestamps as ISO-8601 strings or epoch
 /// numbers, as stream records are. A column `schema` does not name is an
@@ -131,16 +143,7 @@ pub fn frame(
                 names.join(", ")
             )
         })?;
-        let values = values
-            .as_array()
-            .ok_or_else(|| format!("df.{name}: expected an array of values"))?;
-        if *height.get_or_insert(values.len()) != values.len() {
-            return Err(format!(
-                "df.{name} has {} values, but the other columns have {}",
-                values.len(),
-                height.unwrap_or_default()
-            ));
-        }
+        let values = array_of_len(values, &format!("df.{name}"), &mut height, "columns")?;
         columns.push(
             crate::ingest::decode::column_from_json(field.name, field.dtype, values)
                 .map_err(|e| format!("df.{e}"))?,

@@ -36,22 +36,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// A wrk Lua script: POST /get-online-features for one random driver.
-const WRK_SCRIPT: &str = r#"
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-math.randomseed(7)
-request = function()
-  local id = 1001 + math.random(0, 9999)
-  local body = '{"features": ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate", "driver_hourly_stats:avg_daily_trips"], "entities": {"driver_id": [' .. id .. ']}}'
-  return wrk.format(nil, nil, nil, body)
-end
-response = function(status, headers, body)
-  if status ~= 200 then
-    io.stderr:write("HTTP " .. status .. ": " .. body .. "\n")
-  end
-end
-"#;
+/// The wrk script: POST /get-online-features for one random driver.
+const WRK_SCRIPT: &str = include_str!("../../../bench/get-online-features.lua");
 
 /// What `wrk --latency` reported.
 #[derive(Debug, Default)]

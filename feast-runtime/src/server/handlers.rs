@@ -273,15 +273,18 @@ pub(crate) async fn materialize(
         parse_ts("end_ts", &req.end_ts)?,
     );
     blocking(&state, move |store| {
-        let views: Option<Vec<&str>> = req
-            .feature_views
-            .as_ref()
-            .map(|v| v.iter().map(String::as_str).collect());
-        store.materialize(start, end, views.as_deref())?;
+        store.materialize(start, end, view_names(&req.feature_views).as_deref())?;
         Ok(())
     })
     .await?;
     Ok(json_response(StatusCode::OK, b"null".to_vec()))
+}
+
+/// A request's `feature_views`, borrowed as the store takes them.
+fn view_names(views: &Option<Vec<String>>) -> Option<Vec<&str>> {
+    views
+        .as_ref()
+        .map(|v| v.iter().map(String::as_str).collect())
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,11 +301,7 @@ pub(crate) async fn materialize_incremental(
     let req: MaterializeIncrementalRequest = parse(&body)?;
     let end = parse_ts("end_ts", &req.end_ts)?;
     blocking(&state, move |store| {
-        let views: Option<Vec<&str>> = req
-            .feature_views
-            .as_ref()
-            .map(|v| v.iter().map(String::as_str).collect());
-        store.materialize_incremental(end, views.as_deref())?;
+        store.materialize_incremental(end, view_names(&req.feature_views).as_deref())?;
         Ok(())
     })
     .await?;
