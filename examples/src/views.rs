@@ -13,6 +13,7 @@ use crate::sources::{DriverStatsSource, DriverStatsStream};
     schema = [conv_percentage: Float32, acc_percentage: Float32],
     timestamp_field = "event_timestamp",
     online = true,
+    offline = true,
     tags = {"team": "driver_performance"},
     owner = "driver-team@example.com",
 )]
@@ -29,6 +30,7 @@ pub fn driver_hourly_stats_stream(df: DataFrame) -> PolarsResult<DataFrame> {
         .select([
             col("driver_id"),
             col("event_timestamp"),
+            col("created"),
             col("conv_percentage"),
             col("acc_percentage"),
         ])

@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 
 use crate::common::attr::{self, Attr, Meta};
 use crate::common::ctxt::Ctxt;
-use crate::common::{item_with_errors, location, missing_derives, opt_str, str_pairs};
+use crate::common::{item_with_errors, location, missing_derives, not_derived, opt_str, str_pairs};
 
 const MACRO: &str = "entity";
 const KEYS: &[&str] = &["name", "description", "tags", "owner", "crate"];
@@ -75,7 +75,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         check_key_type(&cx, &f.ty);
     }
     if let Err(e) = cx.check() {
-        return item_with_errors(item, e);
+        let stub = stub_impl(&input, &meta.krate());
+        let out = item_with_errors(item, e);
+        return quote!(#out #stub);
     }
     let Some(field) = field else {
         return item;
@@ -128,6 +130,59 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
             #krate::__private::inventory::submit! {
                 #krate::__private::Definition::Entity(&__FEAST_DEF)
+            }
+        };
+    }
+}
+
+/// `Entity` with a stand-in definition, emitted beside the entity's errors: a
+/// view that names the entity then reports only the entity's own mistake, not
+/// a second "is not a feast entity" error. Never run: the crate does not build.
+fn stub_impl(input: &syn::ItemStruct, krate: &TokenStream) -> TokenStream {
+    if !input.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let p = quote!(#krate::__private);
+    let ident = &input.ident;
+    // `Entity`'s supertraits, where the user has not derived them: the item
+    // is emitted as written, and a derive could fail on its fields.
+    let supertraits = not_derived(&input.attrs, &["Debug", "Clone", "PartialEq"])
+        .into_iter()
+        .map(|t| match t {
+            "Debug" => quote! {
+                impl ::core::fmt::Debug for #ident {
+                    fn fmt(&self, _: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                        ::core::unreachable!()
+                    }
+                }
+            },
+            "Clone" => quote! {
+                impl ::core::clone::Clone for #ident {
+                    fn clone(&self) -> Self {
+                        ::core::unreachable!()
+                    }
+                }
+            },
+            _ => quote! {
+                impl ::core::cmp::PartialEq for #ident {
+                    fn eq(&self, _: &Self) -> bool {
+                        ::core::unreachable!()
+                    }
+                }
+            },
+        });
+    quote! {
+        const _: () = {
+            #(#supertraits)*
+            impl #p::Entity for #ident {
+                type Key = i64;
+                const DEF: &'static #p::EntityDef = &#p::INVALID_ENTITY;
+                fn key(&self) -> &i64 {
+                    ::core::unreachable!()
+                }
+                fn from_key(_: i64) -> Self {
+                    ::core::unreachable!()
+                }
             }
         };
     }

@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 
 use crate::common::attr::{self, Attr, Meta, StrMap};
 use crate::common::ctxt::Ctxt;
-use crate::common::dtype::{self, FeastType, Field, SchemaSyntax};
+use crate::common::dtype::{self, DdlColumn, FeastType, Field, SchemaSyntax};
 use crate::common::mention;
 use crate::common::{
     UNIT_DERIVES, item_with_errors, location, missing_derives, opt_str, str_pairs,
@@ -74,7 +74,7 @@ impl Kind {
 /// `JsonFormat(schema_json = "...")`, Feast's record format for Kinesis.
 struct RecordFormat {
     schema_json: syn::LitStr,
-    columns: Vec<(String, FeastType)>,
+    columns: Vec<DdlColumn>,
 }
 
 struct Args {
@@ -119,9 +119,33 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
         Ok(()) => expand_source(kind, &input, args),
         Err(e) => {
             let mentions = mention(args.batch_source.get());
+            let stubs = stub_impls(kind, &input, &args.meta.krate());
             let out = item_with_errors(item, e);
-            quote!(#out #mentions)
+            quote!(#out #mentions #stubs)
         }
+    }
+}
+
+/// The source's traits with a stand-in definition, emitted beside its errors:
+/// a view that names the source then compiles far enough to report only the
+/// source's own mistake, not a second "is not a stream source" error.
+fn stub_impls(kind: Kind, input: &syn::ItemStruct, krate: &TokenStream) -> TokenStream {
+    if !input.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let p = quote!(#krate::__private);
+    let ident = &input.ident;
+    let marker = match kind {
+        Kind::File => quote!(impl #p::BatchSource for #ident {}),
+        Kind::Kinesis | Kind::Push => quote!(impl #p::StreamSource for #ident {}),
+    };
+    quote! {
+        const _: () = {
+            impl #p::DataSource for #ident {
+                const DEF: &'static #p::DataSourceDef = &#p::INVALID_SOURCE;
+            }
+            #marker
+        };
     }
 }
 
@@ -362,7 +386,11 @@ fn check(cx: &Ctxt, kind: Kind, a: &Args) {
             .iter()
             .map(|f| (f.name.clone(), f.ty.clone()))
             .collect(),
-        (None, Some(rf)) => rf.columns.clone(),
+        (None, Some(rf)) => rf
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.clone()))
+            .collect(),
         _ => return,
     };
     let names = columns
@@ -457,15 +485,35 @@ fn expand_source(kind: Kind, input: &syn::ItemStruct, a: Args) -> TokenStream {
         Kind::Kinesis => {
             let stream_name = a.stream_name.get();
             let region = a.region.get();
-            let (schema_json, schema) = match a.record_format.get() {
-                Some(rf) => (rf.schema_json.clone(), fields_tokens(&krate, &rf.columns)),
-                None => (syn::LitStr::new("", Span::call_site()), quote!(&[])),
+            let (schema_json, schema, not_null) = match a.record_format.get() {
+                Some(rf) => {
+                    let columns: Vec<(String, FeastType)> = rf
+                        .columns
+                        .iter()
+                        .map(|c| (c.name.clone(), c.ty.clone()))
+                        .collect();
+                    let not_null = rf.columns.iter().filter(|c| c.not_null).map(|c| &c.name);
+                    (
+                        rf.schema_json.clone(),
+                        fields_tokens(&krate, &columns),
+                        quote!(&[#(#not_null),*]),
+                    )
+                }
+                None => (
+                    syn::LitStr::new("", Span::call_site()),
+                    quote!(&[]),
+                    quote!(&[]),
+                ),
             };
             (
                 quote!(#p::SourceKind::Kinesis {
                     stream_name: #stream_name,
                     region: #region,
-                    record_format: #p::RecordFormat::Json { schema_json: #schema_json, schema: #schema },
+                    record_format: #p::RecordFormat::Json {
+                        schema_json: #schema_json,
+                        schema: #schema,
+                        not_null: #not_null,
+                    },
                     batch_source: #batch_source,
                 }),
                 quote!(impl #p::StreamSource for #ident {}),

@@ -115,7 +115,15 @@ fn invalid_transform(_: DataFrame) -> Result<DataFrame, BoxError> {
     Err("this view failed to compile".into())
 }
 
-static INVALID_SOURCE: DataSourceDef = DataSourceDef {
+const NOWHERE: Location = Location {
+    module_path: "",
+    file: "",
+    line: 0,
+    column: 0,
+};
+
+/// Stands in for a source whose macro reported errors (see [`INVALID_VIEW`]).
+pub static INVALID_SOURCE: DataSourceDef = DataSourceDef {
     name: "",
     kind: SourceKind::File {
         path: "",
@@ -127,12 +135,18 @@ static INVALID_SOURCE: DataSourceDef = DataSourceDef {
     description: "",
     tags: &[],
     owner: "",
-    location: Location {
-        module_path: "",
-        file: "",
-        line: 0,
-        column: 0,
-    },
+    location: NOWHERE,
+};
+
+/// Stands in for an entity whose macro reported errors (see [`INVALID_VIEW`]).
+pub static INVALID_ENTITY: EntityDef = EntityDef {
+    name: "",
+    join_key: "",
+    value_type: FeastType::Int64,
+    description: "",
+    tags: &[],
+    owner: "",
+    location: NOWHERE,
 };
 
 /// Stands in for a view whose macro reported errors, so that code naming it
@@ -151,10 +165,5 @@ pub static INVALID_VIEW: FeatureViewDef = FeatureViewDef {
     tags: &[],
     owner: "",
     transform: invalid_transform,
-    location: Location {
-        module_path: "",
-        file: "",
-        line: 0,
-        column: 0,
-    },
+    location: NOWHERE,
 };

@@ -8,7 +8,7 @@ use polars::prelude::{DataFrame, DataType};
 
 pub use crate::frame::empty_frame;
 
-use crate::definition::{BoxError, FeatureViewDef, FieldDef};
+use crate::definition::{BoxError, FeastType, FeatureViewDef, FieldDef};
 
 /// A view function that failed on a frame.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +86,19 @@ pub fn check_output(view: &FeatureViewDef, df: &DataFrame) -> OutputCheck {
         }
     }
     let created = view.source.created_timestamp_field();
+    if let Some(c) = created {
+        match schema.get(c) {
+            None => check.errors.push(format!(
+                "output column `{c}` (UnixTimestamp) is missing: it is the source's created timestamp, which settles events with the same event time on every path (online, materialization, training data); keep it in the output"
+            )),
+            Some(got) if !same_dtype(got, &FeastType::UnixTimestamp.dtype()) => {
+                check.errors.push(format!(
+                    "output column `{c}` (the source's created timestamp) is {got}, not UnixTimestamp"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     for name in schema.iter_names() {
         if !expected.iter().any(|f| f.name == name.as_str()) && created != Some(name.as_str()) {
             check.extra.push(name.to_string());

@@ -75,8 +75,6 @@ fn an_expired_iterator_resumes_from_the_checkpoint() {
     let repo = Repo::example(&proxy.endpoint());
     let child = repo.spawn(&[
         "ingest",
-        "--to",
-        "online-and-offline",
         "--batch-size",
         "400",
         "--max-batch-latency-ms",

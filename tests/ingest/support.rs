@@ -51,9 +51,11 @@ impl Rec {
         (self.driver.to_string(), self.json())
     }
 
-    /// What the stream view computes from it.
+    /// What the stream view computes from it: the record's `double` is
+    /// first converted to the batch source's `Float32`, as the offline log
+    /// keeps it, and the function computes in Float32.
     pub(crate) fn conv_percentage(&self) -> f32 {
-        (self.conv_rate * 100.0) as f32
+        (self.conv_rate as f32) * 100.0
     }
 }
 

@@ -47,7 +47,9 @@ fn list_shows_every_definition_with_its_schema() {
                 "driver,",
                 "ttl",
                 "1d,",
-                "online"
+                "online",
+                "+",
+                "offline"
             ],
             vec![
                 "Conversion",
@@ -142,7 +144,7 @@ fn validate_names_each_mismatched_column() {
         .lines()
         .filter(|l| l.starts_with("error: "))
         .collect();
-    assert_eq!(errors.len(), 4, "{}", r.stderr);
+    assert_eq!(errors.len(), 5, "{}", r.stderr);
     assert!(
         errors[0].starts_with(
             "error: feature view `mismatched_stats` (tests/src/bin/mismatched_repo.rs:"
@@ -169,7 +171,15 @@ fn validate_names_each_mismatched_column() {
         "{}",
         errors[2]
     );
-    assert_eq!(errors[3], "error: 2 feature views failed validation");
+    assert!(
+        errors[3].starts_with("error: feature view `tie_blind_stats` (")
+            && errors[3].ends_with(
+                "output column `created` (UnixTimestamp) is missing: it is the source's created timestamp, which settles events with the same event time on every path (online, materialization, training data); keep it in the output"
+            ),
+        "{}",
+        errors[3]
+    );
+    assert_eq!(errors[4], "error: 3 feature views failed validation");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 use feast_runtime::definition::{
     DataSourceDef, Definition, EntityDef, FeastType, FeatureProjection, FeatureServiceDef,
-    FeatureViewDef, FieldDef, Location, SourceKind, ViewKind,
+    FeatureViewDef, FieldDef, Location, RecordFormat, SourceKind, ViewKind,
 };
 use feast_runtime::registry::Registry;
 use feast_runtime::validate;
@@ -92,7 +92,7 @@ fn example_definitions_carry_their_arguments() {
     let view = reg.feature_view("driver_hourly_stats_stream").unwrap();
     assert_eq!(view.kind, ViewKind::Stream);
     assert_eq!(view.ttl_seconds, 86_400);
-    assert!(view.online && !view.offline);
+    assert!(view.online && view.offline);
     assert_eq!(view.tags, [("team", "driver_performance")]);
     assert_eq!(view.owner, "driver-team@example.com");
     assert_eq!(
@@ -172,8 +172,8 @@ fn stream_view_computes_percentages() {
         vec![
             Column::new("driver_id".into(), [1001i64, 1002]),
             ts.clone(),
-            Column::new("conv_rate".into(), [0.5f64, 0.25]),
-            Column::new("acc_rate".into(), [0.75f64, 1.0]),
+            Column::new("conv_rate".into(), [0.5f32, 0.25]),
+            Column::new("acc_rate".into(), [0.75f32, 1.0]),
             ts.with_name("created".into()),
         ],
     )
@@ -184,6 +184,7 @@ fn stream_view_computes_percentages() {
         [
             "driver_id",
             "event_timestamp",
+            "created",
             "conv_percentage",
             "acc_percentage"
         ]
@@ -342,17 +343,39 @@ static BAD_VIEW: FeatureViewDef = FeatureViewDef {
     ..VIEW
 };
 
-static OFFLINE_STREAM_VIEW: FeatureViewDef = FeatureViewDef {
-    name: "offline_stream",
-    kind: ViewKind::Stream,
-    source: &PUSH,
-    schema: &[FieldDef {
-        name: "conv_percentage",
-        dtype: FeastType::Float32,
-    }],
-    offline: true,
-    location: at(22),
-    ..VIEW
+/// Records whose columns do not all fit the batch source they are logged to.
+static STREAM: DataSourceDef = DataSourceDef {
+    name: "events",
+    kind: SourceKind::Kinesis {
+        stream_name: "events",
+        region: "us-east-1",
+        record_format: RecordFormat::Json {
+            schema_json: "driver_id int, event_timestamp timestamp, conv_rate string, merchant string",
+            schema: &[
+                FieldDef {
+                    name: "driver_id",
+                    dtype: FeastType::Int32,
+                },
+                FieldDef {
+                    name: "event_timestamp",
+                    dtype: FeastType::UnixTimestamp,
+                },
+                FieldDef {
+                    name: "conv_rate",
+                    dtype: FeastType::String,
+                },
+                FieldDef {
+                    name: "merchant",
+                    dtype: FeastType::String,
+                },
+            ],
+            not_null: &[],
+        },
+        batch_source: &FILE,
+    },
+    field_mapping: &[],
+    location: at(13),
+    ..FILE
 };
 
 static SERVICE: FeatureServiceDef = FeatureServiceDef {
@@ -407,7 +430,7 @@ fn duplicate_names_name_both_locations() {
 fn every_reference_and_column_is_checked() {
     let err = Registry::from_definitions([
         Definition::FeatureView(&BAD_VIEW),
-        Definition::FeatureView(&OFFLINE_STREAM_VIEW),
+        Definition::DataSource(&STREAM),
         Definition::FeatureService(&SERVICE),
         Definition::DataSource(&KEYLESS_FILE),
         Definition::DataSource(&PUSH),
@@ -419,18 +442,19 @@ fn every_reference_and_column_is_checked() {
         [
             "fixtures.rs:11:1: data source `keyless`: field_mapping renames `trips`, which is not a column",
             "fixtures.rs:12:1: data source `pushed`: its batch source `stats` is not registered (is the crate that defines it linked?)",
+            "fixtures.rs:13:1: data source `events`: column `conv_rate` is String here but Float32 in its batch source `stats`, which String does not convert to",
+            "fixtures.rs:13:1: data source `events`: column `merchant` (String) is not in its batch source `stats`, where its records are logged and from which views recompute their features (columns: driver_id, event_timestamp, conv_rate, avg_daily_trips)",
+            "fixtures.rs:13:1: data source `events`: its batch source `stats` is not registered (is the crate that defines it linked?)",
             "fixtures.rs:21:1: feature view `bad_view`: feature `conv_rate` is not a column of batch source `keyless` (columns: driver, event_timestamp)",
             "fixtures.rs:21:1: feature view `bad_view`: feature `driver` is declared Float64 but is String in batch source `keyless`",
             "fixtures.rs:21:1: feature view `bad_view`: its entity `driver` is not registered (is the crate that defines it linked?)",
             "fixtures.rs:21:1: feature view `bad_view`: join key `driver_id` of entity `driver` is not a column of source `keyless` (columns: driver, event_timestamp)",
-            "fixtures.rs:22:1: feature view `offline_stream`: `offline = true` logs the view's rows to batch source `stats`, which has no Float32 column `conv_percentage` (columns: driver_id, event_timestamp, conv_rate, avg_daily_trips)",
-            "fixtures.rs:22:1: feature view `offline_stream`: its entity `driver` is not registered (is the crate that defines it linked?)",
             "fixtures.rs:30:1: feature service `svc`: feature `nope` is not in view `stats_view` (features: conv_rate, avg_daily_trips)",
             "fixtures.rs:30:1: feature service `svc`: its view `stats_view` is not registered (is the crate that defines it linked?)",
         ]
     );
     assert!(
         err.to_string()
-            .starts_with("10 problems in the feature definitions\n  fixtures.rs:11:1")
+            .starts_with("11 problems in the feature definitions\n  fixtures.rs:11:1")
     );
 }

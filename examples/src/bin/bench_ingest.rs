@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use feast_example_driver_stats as _;
 use feast_runtime::chrono::{DateTime, SecondsFormat, Utc};
-use feast_runtime::feature_store::{FeatureStore, PushMode};
+use feast_runtime::feature_store::FeatureStore;
 use feast_runtime::ingest::kinesis::{self, IngestOptions};
 use feast_runtime::ingest::metrics::Metrics;
+use feast_runtime::ingest::pipeline::Writes;
 use feast_runtime::ingest::pipeline::{Pipeline, RawRecord};
 
 const DRIVERS: u64 = 10_000;
@@ -203,7 +204,7 @@ fn pipeline_run(raw: &[RawRecord], batch: usize) -> (f64, f64, usize) {
         store.clone(),
         source,
         views,
-        PushMode::Online,
+        Writes::OnlineOnly,
         Arc::new(Metrics::default()),
     );
     let (cpu0, wall0) = (cpu_time(), Instant::now());

@@ -235,15 +235,25 @@ impl SchemaSyntax {
     }
 }
 
-/// Parses a Spark DDL column list (`"driver_id integer, conv_rate double"`), the
-/// format of Feast's `JsonFormat(schema_json)`. Errors name the entry (1-based)
-/// and list the valid types.
-pub(crate) fn parse_ddl(ddl: &str) -> Result<Vec<(String, FeastType)>, String> {
+/// One column of a Spark DDL list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DdlColumn {
+    pub(crate) name: String,
+    pub(crate) ty: FeastType,
+    /// Declared `NOT NULL`: a record without a value here is rejected.
+    pub(crate) not_null: bool,
+}
+
+/// Parses a Spark DDL column list (`"driver_id integer, amount double not
+/// null"`), the format of Feast's `JsonFormat(schema_json)`: `<name> <type>
+/// [NOT NULL]` per entry, as in Spark, where a column is nullable unless it
+/// says `NOT NULL`. Errors name the entry (1-based) and list the valid types.
+pub(crate) fn parse_ddl(ddl: &str) -> Result<Vec<DdlColumn>, String> {
     let entries = split_top_level(ddl);
     if entries.iter().all(|e| e.trim().is_empty()) {
         return Err("schema_json is empty: expected a column list like \"driver_id bigint, event_timestamp timestamp\"".into());
     }
-    let mut out: Vec<(String, FeastType)> = Vec::new();
+    let mut out: Vec<DdlColumn> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let n = i + 1;
         let entry = entry.trim();
@@ -263,16 +273,39 @@ pub(crate) fn parse_ddl(ddl: &str) -> Result<Vec<(String, FeastType)>, String> {
                 "schema_json entry {n} (`{entry}`): `{name}` is not a column name (letters, digits and `_`)"
             ));
         }
+        let (ty, not_null) = split_not_null(ty);
+        if ty.is_empty() {
+            return Err(format!(
+                "schema_json entry {n} (`{entry}`) has no type before NOT NULL: expected `<column> <type> NOT NULL`, as in `amount double not null`"
+            ));
+        }
         let ty =
             parse_ddl_type(ty).map_err(|e| format!("schema_json entry {n} (`{entry}`): {e}"))?;
-        if out.iter().any(|(o, _)| o == name) {
+        if out.iter().any(|o| o.name == name) {
             return Err(format!(
                 "schema_json entry {n} (`{entry}`): column `{name}` is declared twice"
             ));
         }
-        out.push((name.to_owned(), ty));
+        out.push(DdlColumn {
+            name: name.to_owned(),
+            ty,
+            not_null,
+        });
     }
     Ok(out)
+}
+
+/// `double not null` -> (`double`, true); any case, any spacing.
+fn split_not_null(ty: &str) -> (&str, bool) {
+    let words: Vec<&str> = ty.split_whitespace().collect();
+    match words.as_slice() {
+        [.., not, null] if not.eq_ignore_ascii_case("not") && null.eq_ignore_ascii_case("null") => {
+            // Cut at the start of `not`, keeping the type's own text.
+            let cut = ty.to_ascii_lowercase().rfind("not").unwrap_or(ty.len());
+            (ty[..cut].trim_end(), true)
+        }
+        _ => (ty, false),
+    }
 }
 
 fn parse_ddl_type(ty: &str) -> Result<FeastType, String> {
@@ -302,6 +335,16 @@ fn parse_ddl_type(ty: &str) -> Result<FeastType, String> {
         "timestamp" => FeastType::UnixTimestamp,
         "binary" => FeastType::Bytes,
         _ if lower.contains(char::is_whitespace) => {
+            let mut words = lower.split_whitespace();
+            let first = words.next().unwrap_or_default();
+            let second = words.next().unwrap_or_default();
+            let clause = ["comment", "default", "generated", "collate", "null"];
+            if parse_ddl_type(first).is_ok() && clause.contains(&second) {
+                return Err(format!(
+                    "`{}` is not supported after the type; a column takes only `NOT NULL` there, as in `amount double not null`",
+                    second.to_ascii_uppercase()
+                ));
+            }
             return Err(format!(
                 "`{ty}` is not one type: entries are separated by commas, as in `a int, b double`"
             ));
@@ -340,15 +383,62 @@ mod tests {
             "driver_id integer, event_timestamp timestamp, conv_rate double, acc_rate double, created timestamp",
         )
         .unwrap();
+        let cols: Vec<(String, FeastType, bool)> = cols
+            .into_iter()
+            .map(|c| (c.name, c.ty, c.not_null))
+            .collect();
         assert_eq!(
             cols,
             vec![
-                ("driver_id".to_owned(), FeastType::Int32),
-                ("event_timestamp".to_owned(), FeastType::UnixTimestamp),
-                ("conv_rate".to_owned(), FeastType::Float64),
-                ("acc_rate".to_owned(), FeastType::Float64),
-                ("created".to_owned(), FeastType::UnixTimestamp),
+                ("driver_id".to_owned(), FeastType::Int32, false),
+                (
+                    "event_timestamp".to_owned(),
+                    FeastType::UnixTimestamp,
+                    false
+                ),
+                ("conv_rate".to_owned(), FeastType::Float64, false),
+                ("acc_rate".to_owned(), FeastType::Float64, false),
+                ("created".to_owned(), FeastType::UnixTimestamp, false),
             ]
+        );
+    }
+
+    #[test]
+    fn not_null_marks_a_required_column_in_any_case() {
+        let cols = parse_ddl(
+            "card_id string NOT NULL, amount double not null, tags array<string>  Not  Null, merchant string",
+        )
+        .unwrap();
+        let got: Vec<(&str, &FeastType, bool)> = cols
+            .iter()
+            .map(|c| (c.name.as_str(), &c.ty, c.not_null))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("card_id", &FeastType::String, true),
+                ("amount", &FeastType::Float64, true),
+                ("tags", &FeastType::Array(Box::new(FeastType::String)), true),
+                ("merchant", &FeastType::String, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_clauses_after_the_type_are_named() {
+        assert_eq!(
+            parse_ddl("amount double comment 'in euros'").unwrap_err(),
+            "schema_json entry 1 (`amount double comment 'in euros'`): `COMMENT` is not supported after the type; a column takes only `NOT NULL` there, as in `amount double not null`"
+        );
+        assert!(
+            parse_ddl("amount double null")
+                .unwrap_err()
+                .contains("`NULL` is not supported after the type")
+        );
+        assert!(
+            parse_ddl("amount not null")
+                .unwrap_err()
+                .contains("has no type before NOT NULL")
         );
     }
 
@@ -421,7 +511,11 @@ mod tests {
     fn backquoted_names_are_accepted() {
         assert_eq!(
             parse_ddl("`driver_id` bigint").unwrap(),
-            vec![("driver_id".to_owned(), FeastType::Int64)]
+            vec![DdlColumn {
+                name: "driver_id".to_owned(),
+                ty: FeastType::Int64,
+                not_null: false
+            }]
         );
     }
 }

@@ -47,8 +47,8 @@ pub(crate) fn item_with_errors(item: TokenStream, errors: syn::Error) -> TokenSt
     quote!(#item #errors)
 }
 
-/// `#[derive(..)]` of the `wanted` traits the user has not derived already.
-pub(crate) fn missing_derives(attrs: &[syn::Attribute], wanted: &[&str]) -> TokenStream {
+/// The `wanted` traits the user has not derived already.
+pub(crate) fn not_derived<'w>(attrs: &[syn::Attribute], wanted: &[&'w str]) -> Vec<&'w str> {
     let mut present = Vec::new();
     for a in attrs.iter().filter(|a| a.path().is_ident("derive")) {
         let _ = a.parse_nested_meta(|m| {
@@ -58,9 +58,17 @@ pub(crate) fn missing_derives(attrs: &[syn::Attribute], wanted: &[&str]) -> Toke
             Ok(())
         });
     }
-    let missing: Vec<syn::Ident> = wanted
+    wanted
         .iter()
-        .filter(|w| !present.iter().any(|p| p == *w))
+        .copied()
+        .filter(|w| !present.iter().any(|p| p == w))
+        .collect()
+}
+
+/// `#[derive(..)]` of the `wanted` traits the user has not derived already.
+pub(crate) fn missing_derives(attrs: &[syn::Attribute], wanted: &[&str]) -> TokenStream {
+    let missing: Vec<syn::Ident> = not_derived(attrs, wanted)
+        .into_iter()
         .map(|w| syn::Ident::new(w, Span::call_site()))
         .collect();
     if missing.is_empty() {

@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use super::Cli;
 use super::store_commands::{open, parse_time};
 use crate::definition::{FeastType, SourceKind};
-use crate::feature_store::PushMode;
 use crate::ingest::kinesis::{self, IngestOptions, StartFrom};
 use crate::ingest::metrics::Metrics;
+use crate::ingest::pipeline::Writes;
 
 /// Arguments of `ingest`.
 #[derive(Debug, clap::Args)]
@@ -21,9 +21,12 @@ pub struct IngestArgs {
     /// Only these stream views (repeatable); default: every view on a Kinesis source.
     #[arg(long = "view")]
     pub views: Vec<String>,
-    /// online, offline or online-and-offline.
-    #[arg(long, default_value = "online")]
-    pub to: String,
+    /// Write only this store in this run: `online` (features of the views
+    /// with `online = true`) or `offline` (the source's records, logged to
+    /// its batch source for views with `offline = true`). Default: both, as
+    /// the views declare.
+    #[arg(long)]
+    pub only: Option<Writes>,
     /// Where a shard without a checkpoint starts: trim-horizon, latest or at-timestamp.
     #[arg(long, default_value = "trim-horizon")]
     pub from: String,
@@ -92,7 +95,6 @@ pub(super) fn ingest(
     args: &IngestArgs,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let to: PushMode = args.to.parse().map_err(anyhow::Error::msg)?;
     let from = match (args.from.as_str(), &args.at) {
         ("trim-horizon", _) => StartFrom::TrimHorizon,
         ("latest", _) => StartFrom::Latest,
@@ -112,7 +114,7 @@ pub(super) fn ingest(
     );
     let opts = IngestOptions {
         views: args.views.clone(),
-        to,
+        writes: args.only.unwrap_or_default(),
         from,
         until_caught_up: args.until_caught_up,
         batch_size: args.batch_size,

@@ -68,6 +68,21 @@ impl FeastType {
     pub fn widens_to(self, target: FeastType) -> bool {
         self == target || matches!((self, target), (FeastType::Int32, FeastType::Int64))
     }
+
+    /// Whether a column of this type converts to `target` the same way on
+    /// every path: equal types, a wider integer, or any number to a float
+    /// (rounded to the nearest, as a Parquet file of `target` would keep it).
+    pub fn casts_to(self, target: FeastType) -> bool {
+        use FeastType as T;
+        self.widens_to(target)
+            || matches!(
+                (self, target),
+                (
+                    T::Int32 | T::Int64 | T::Float32 | T::Float64,
+                    T::Float32 | T::Float64
+                )
+            )
+    }
 }
 
 impl fmt::Display for FeastType {
@@ -189,6 +204,17 @@ mod tests {
             "Array(Int64)"
         );
         assert_eq!(FeastType::UnixTimestamp.to_string(), "UnixTimestamp");
+    }
+
+    #[test]
+    fn numbers_cast_to_floats_and_integers_only_widen() {
+        assert!(FeastType::Float64.casts_to(FeastType::Float32));
+        assert!(FeastType::Int64.casts_to(FeastType::Float64));
+        assert!(FeastType::Int32.casts_to(FeastType::Int64));
+        assert!(!FeastType::Float64.casts_to(FeastType::Int64));
+        assert!(!FeastType::Int64.casts_to(FeastType::Int32));
+        assert!(!FeastType::String.casts_to(FeastType::Int64));
+        assert!(FeastType::String.casts_to(FeastType::String));
     }
 
     #[test]

@@ -101,6 +101,10 @@ pub enum RecordFormat {
     Json {
         schema_json: &'static str,
         schema: &'static [FieldDef],
+        /// The columns declared `NOT NULL` (as sent, before `field_mapping`):
+        /// a record without a value there is dead-lettered. Every other
+        /// column is nullable, as in Spark.
+        not_null: &'static [&'static str],
     },
 }
 
@@ -136,6 +140,17 @@ impl DataSourceDef {
         }
     }
 
+    /// The columns declared `NOT NULL`, as sent (before `field_mapping`).
+    pub fn not_null_columns(&self) -> &'static [&'static str] {
+        match self.kind {
+            SourceKind::Kinesis {
+                record_format: RecordFormat::Json { not_null, .. },
+                ..
+            } => not_null,
+            _ => &[],
+        }
+    }
+
     /// The columns a view reads, after `field_mapping`.
     pub fn schema(&self) -> Vec<FieldDef> {
         let mapping = self.effective_mapping();
@@ -166,11 +181,16 @@ impl DataSourceDef {
         }
     }
 
-    /// The created-time column (a push source's is its batch source's).
+    /// The created-time column: a push source's is its batch source's; a
+    /// Kinesis source's is its own, else its batch source's (its records are
+    /// logged there, and read back with it).
     pub fn created_timestamp_field(&self) -> Option<&'static str> {
         match self.kind {
             SourceKind::Push { batch_source } => batch_source.created_timestamp_field(),
-            _ => self.created_timestamp_column,
+            SourceKind::Kinesis { batch_source, .. } => self
+                .created_timestamp_column
+                .or_else(|| batch_source.created_timestamp_field()),
+            SourceKind::File { .. } => self.created_timestamp_column,
         }
     }
 }
@@ -221,9 +241,12 @@ impl FeatureViewDef {
             .unwrap_or_else(|| self.source.event_timestamp_field())
     }
 
-    /// The columns the function receives: the source's, after `field_mapping`.
+    /// The columns the function receives: its batch source's, after
+    /// `field_mapping`. A stream view's records are converted to them before
+    /// the function runs, so a record gives the same features whether it
+    /// arrives on the stream or is read back from the offline store.
     pub fn input_schema(&self) -> Vec<FieldDef> {
-        self.source.schema()
+        self.source.batch_source().unwrap_or(self.source).schema()
     }
 
     /// The columns the function must return: join keys, the event timestamp,

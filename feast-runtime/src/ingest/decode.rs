@@ -526,21 +526,32 @@ pub fn column_from_json(
         .into())
 }
 
-/// A source's decoder: its columns after `field_mapping`, the join keys that
-/// may not be null, and the timestamp that must be present.
+/// Why a column must have a value in every record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Required {
+    No,
+    /// A join key or the event time: a row cannot be keyed without it.
+    Key,
+    /// Declared `NOT NULL` in `schema_json`.
+    NotNull,
+}
+
+/// A source's decoder: its columns after `field_mapping`, and those that may
+/// not be missing or null (join keys, the event time, `NOT NULL` columns).
 #[derive(Debug)]
 pub struct Decoder {
     /// (JSON field name, column name, type).
     columns: Vec<(&'static str, &'static str, FeastType)>,
-    /// Per column: must be present and non-null.
-    required: Vec<bool>,
+    /// Per column: whether, and why, it must be present and non-null.
+    required: Vec<Required>,
     max_record_bytes: usize,
 }
 
 impl Decoder {
-    /// A decoder for `source`; `required` columns (join keys, event time)
-    /// must be present and non-null in every record.
-    pub fn new(source: &DataSourceDef, required: Vec<&'static str>) -> Decoder {
+    /// A decoder for `source`; `keys` (join keys, event time, named after
+    /// `field_mapping`) and the source's `NOT NULL` columns must be present
+    /// and non-null in every record.
+    pub fn new(source: &DataSourceDef, keys: Vec<&'static str>) -> Decoder {
         let mapped = source.schema();
         let columns: Vec<(&'static str, &'static str, FeastType)> = source
             .raw_schema()
@@ -548,9 +559,18 @@ impl Decoder {
             .zip(mapped)
             .map(|(raw, m): (&FieldDef, FieldDef)| (raw.name, m.name, raw.dtype))
             .collect();
+        let not_null = source.not_null_columns();
         let required = columns
             .iter()
-            .map(|(_, name, _)| required.contains(name))
+            .map(|(field, name, _)| {
+                if keys.contains(name) {
+                    Required::Key
+                } else if not_null.contains(field) {
+                    Required::NotNull
+                } else {
+                    Required::No
+                }
+            })
             .collect();
         Decoder {
             columns,
@@ -598,9 +618,13 @@ impl Decoder {
             });
         }
         for (i, (field, _, _)) in self.columns.iter().enumerate() {
-            if self.required[i] && row[i].is_none() {
+            if self.required[i] != Required::No && row[i].is_none() {
                 let what = if seen[i] { "null" } else { "missing" };
-                return Err(format!("field `{field}` is {what}; it is required"));
+                let why = match self.required[i] {
+                    Required::NotNull => "it is declared NOT NULL",
+                    _ => "it is required",
+                };
+                return Err(format!("field `{field}` is {what}; {why}"));
             }
         }
         Ok(())
@@ -735,6 +759,7 @@ mod tests {
                         dtype: FeastType::Array(&FeastType::String),
                     },
                 ],
+                not_null: &[],
             },
             batch_source: &HISTORY,
         },
@@ -919,6 +944,82 @@ mod tests {
         );
         let s: Vec<Option<&str>> = df.column("s").unwrap().str().unwrap().iter().collect();
         assert_eq!(s, [Some("first"), Some("last")]);
+    }
+
+    static CARDS: DataSourceDef = DataSourceDef {
+        name: "cards",
+        kind: SourceKind::Kinesis {
+            stream_name: "s",
+            region: "us-east-1",
+            record_format: RecordFormat::Json {
+                schema_json: "card string, amount double not null, merchant string, ts timestamp",
+                schema: &[
+                    FieldDef {
+                        name: "card",
+                        dtype: FeastType::String,
+                    },
+                    FieldDef {
+                        name: "amount",
+                        dtype: FeastType::Float64,
+                    },
+                    FieldDef {
+                        name: "merchant",
+                        dtype: FeastType::String,
+                    },
+                    FieldDef {
+                        name: "ts",
+                        dtype: FeastType::UnixTimestamp,
+                    },
+                ],
+                not_null: &["amount"],
+            },
+            batch_source: &HISTORY,
+        },
+        timestamp_field: "ts",
+        created_timestamp_column: None,
+        // NOT NULL names the field as sent, whatever views call it.
+        field_mapping: &[("amount", "value")],
+        description: "",
+        tags: &[],
+        owner: "",
+        location: LOCATION,
+    };
+
+    #[test]
+    fn a_not_null_field_missing_or_null_rejects_the_record_and_others_may_be_null() {
+        let (df, rejected) = Decoder::new(&CARDS, vec!["card", "ts"]).decode(
+            [
+                r#"{"card": "c1", "amount": 12.5, "ts": 1735689600}"#,
+                r#"{"card": "c2", "ts": 1735689600, "merchant": "m"}"#,
+                r#"{"card": "c3", "amount": null, "ts": 1735689600}"#,
+                r#"{"card": "c4", "amount": "12", "ts": 1735689600}"#,
+                r#"{"card": "c5", "amount": 0, "merchant": null, "ts": 1735689600}"#,
+            ]
+            .into_iter()
+            .map(str::as_bytes),
+        );
+        let reasons: Vec<(usize, &str)> = rejected
+            .iter()
+            .map(|r| (r.index, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (1, "field `amount` is missing; it is declared NOT NULL"),
+                (2, "field `amount` is null; it is declared NOT NULL"),
+                (3, "field `amount`: expected Float64, found a string"),
+            ]
+        );
+        let value: Vec<Option<f64>> = df.column("value").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(value, [Some(12.5), Some(0.0)]);
+        let merchant: Vec<Option<&str>> = df
+            .column("merchant")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(merchant, [None, None]);
     }
 
     #[test]

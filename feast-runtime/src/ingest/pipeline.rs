@@ -1,6 +1,13 @@
-//! The batch path shared by every record source: decode, run each view's
-//! function, check its output, write offline, then write online and the
-//! checkpoint together.
+//! The batch path shared by every record source: decode, convert to the
+//! batch source's types, run each view's function, check its output, log the
+//! records offline, then write online and the checkpoint together.
+//!
+//! What lands where follows the views' definitions: a view with `online =
+//! true` has its features written to the online store; if any view with
+//! `offline = true` reads the source, the source's records (converted to the
+//! batch source's columns, never a view's output) are appended to the batch
+//! source, which materialization and training data read through the same
+//! view functions. `ingest --only online|offline` narrows one run.
 //!
 //! A record that cannot be ingested (it does not decode, or a view's
 //! function fails on it) goes to the dead-letter sink with the reason and is
@@ -17,9 +24,33 @@ use super::dead_letter::{DeadLetter, DeadLetterSink};
 use super::decode::{Decoder, MAX_RECORD_BYTES};
 use super::metrics::Metrics;
 use crate::definition::{DataSourceDef, FeatureViewDef};
-use crate::feature_store::{FeatureStore, PushMode};
+use crate::feature_store::FeatureStore;
 use crate::offline_store;
 use crate::online_store::{CheckpointUpdate, OnlineBatch};
+
+/// Which stores a run writes: what the views declare, or one of them only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Writes {
+    /// Features of `online = true` views online; the source's records to
+    /// its batch source if a view has `offline = true`.
+    #[default]
+    Declared,
+    /// Only the online store (a replay into a new online store).
+    OnlineOnly,
+    /// Only the offline log (a backfill of the log from the stream).
+    OfflineOnly,
+}
+
+impl std::str::FromStr for Writes {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "online" => Ok(Writes::OnlineOnly),
+            "offline" => Ok(Writes::OfflineOnly),
+            _ => Err(format!("unknown store `{s}`; expected online or offline")),
+        }
+    }
+}
 
 /// One record as read from a shard.
 #[derive(Debug, Clone)]
@@ -72,7 +103,9 @@ pub struct Pipeline {
     decoder: Decoder,
     dead_letters: DeadLetterSink,
     metrics: Arc<Metrics>,
-    to: PushMode,
+    writes: Writes,
+    /// The batch source's columns, which records are converted to.
+    batch_schema: Vec<crate::definition::FieldDef>,
     consumer: String,
     /// Per shard, the last sequence number of a batch whose dead letters are
     /// written: a batch written again after a store failure does not repeat
@@ -100,10 +133,10 @@ impl Pipeline {
         store: Arc<FeatureStore>,
         source: &'static DataSourceDef,
         views: Vec<&'static FeatureViewDef>,
-        to: PushMode,
+        writes: Writes,
         metrics: Arc<Metrics>,
     ) -> Pipeline {
-        Pipeline::with_max_record_bytes(store, source, views, to, metrics, MAX_RECORD_BYTES)
+        Pipeline::with_max_record_bytes(store, source, views, writes, metrics, MAX_RECORD_BYTES)
     }
 
     /// A pipeline that rejects records larger than `max_record_bytes`.
@@ -111,7 +144,7 @@ impl Pipeline {
         store: Arc<FeatureStore>,
         source: &'static DataSourceDef,
         views: Vec<&'static FeatureViewDef>,
-        to: PushMode,
+        writes: Writes,
         metrics: Arc<Metrics>,
         max_record_bytes: usize,
     ) -> Pipeline {
@@ -131,6 +164,7 @@ impl Pipeline {
                 .join(format!("{}.ndjson", source.name)),
         );
         let consumer = store.project().to_owned();
+        let batch_schema = offline_store::batch_of(source).schema();
         Pipeline {
             store,
             source,
@@ -138,7 +172,8 @@ impl Pipeline {
             decoder,
             dead_letters,
             metrics,
-            to,
+            writes,
+            batch_schema,
             consumer,
             dead_lettered_through: Default::default(),
         }
@@ -164,12 +199,13 @@ impl Pipeline {
         self.dead_letters.path()
     }
 
-    fn writes_offline(&self) -> bool {
-        matches!(self.to, PushMode::Offline | PushMode::OnlineAndOffline)
+    /// Whether the source's records are logged to its batch source.
+    pub fn writes_offline(&self) -> bool {
+        self.writes != Writes::OnlineOnly && self.views.iter().any(|v| v.offline)
     }
 
     fn writes_online(&self) -> bool {
-        matches!(self.to, PushMode::Online | PushMode::OnlineAndOffline)
+        self.writes != Writes::OfflineOnly
     }
 
     /// Removes the offline files of `shard` that no checkpoint covers: a
@@ -221,9 +257,18 @@ impl Pipeline {
         behind_ms: i64,
     ) -> Result<BatchOutcome, Error> {
         let started = Instant::now();
-        let (rows, rejected) = self
+        let (decoded, rejected) = self
             .decoder
             .decode(records.iter().map(|r| r.data.as_slice()));
+        // The batch source's columns and types: what the offline store keeps
+        // and what a view function sees on every path.
+        let rows = offline_store::conform(&decoded, &self.batch_schema).map_err(|error| {
+            offline_store::Error::Frame {
+                source_name: offline_store::batch_of(self.source).name,
+                error,
+            }
+        })?;
+        drop(decoded);
         // The record behind each decoded row.
         let mut record_of: Vec<usize> = Vec::with_capacity(rows.height());
         {
@@ -240,7 +285,7 @@ impl Pipeline {
             rejected.into_iter().map(|r| (r.index, r.reason)).collect();
 
         // Every view runs, so that a record its function fails on is caught
-        // whatever `--to` says (it would fail again at materialization).
+        // whatever is written (it would fail again at materialization).
         let mut failed_row = vec![false; rows.height()];
         let mut outputs: Vec<(&'static FeatureViewDef, DataFrame)> = Vec::new();
         if rows.height() > 0 {
@@ -429,7 +474,7 @@ impl Pipeline {
             let idx = IdxCa::from_vec("row".into(), kept.iter().map(|&r| r as IdxSize).collect());
             rows.take(&idx).map_err(|e| frame_err(e.into()))?
         };
-        let log = offline_store::conform(&accepted, &batch_source.schema()).map_err(frame_err)?;
+        let log = accepted;
         let name = format!(
             "{}{}-{}",
             offline_file_prefix(stream, shard),

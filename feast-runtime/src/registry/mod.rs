@@ -166,6 +166,28 @@ impl Registry {
         if matches!(s.kind, SourceKind::Push { .. }) {
             return;
         }
+        if let Some(batch) = s.batch_source() {
+            // Stream records are converted to the batch source's columns
+            // before a view sees them, and logged there: every column must
+            // have a place there, of a type it converts to.
+            let columns = batch.schema();
+            for f in s.schema() {
+                match columns.iter().find(|c| c.name == f.name) {
+                    None => report(format!(
+                        "column `{}` ({}) is not in its batch source `{}`, where its records are logged and from which views recompute their features (columns: {})",
+                        f.name,
+                        f.dtype,
+                        batch.name,
+                        names(&columns)
+                    )),
+                    Some(c) if !f.dtype.casts_to(c.dtype) => report(format!(
+                        "column `{}` is {} here but {} in its batch source `{}`, which {} does not convert to",
+                        f.name, f.dtype, c.dtype, batch.name, f.dtype
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
         let raw = s.raw_schema();
         check_timestamp(raw, "timestamp_field", Some(s.timestamp_field), &mut report);
         check_timestamp(
@@ -263,28 +285,6 @@ impl Registry {
                         f.name, f.dtype, c.dtype, source.name
                     )),
                     Some(_) => {}
-                }
-            }
-        }
-        if let Some(batch) = source
-            .batch_source()
-            .filter(|_| v.kind == ViewKind::Stream && v.offline)
-        {
-            {
-                let columns = batch.schema();
-                for f in v.output_schema() {
-                    if !columns
-                        .iter()
-                        .any(|c| c.name == f.name && f.dtype.widens_to(c.dtype))
-                    {
-                        report(format!(
-                            "`offline = true` logs the view's rows to batch source `{}`, which has no {} column `{}` (columns: {})",
-                            batch.name,
-                            f.dtype,
-                            f.name,
-                            names(&columns)
-                        ));
-                    }
                 }
             }
         }

@@ -86,6 +86,7 @@ fn source(s: &DataSourceDef) -> Value {
                 RecordFormat::Json {
                     schema_json,
                     schema,
+                    not_null: _,
                 },
             batch_source,
         } => {

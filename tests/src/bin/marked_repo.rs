@@ -32,6 +32,7 @@ pub struct MarkedEvents;
 #[stream_feature_view(
     entities = [Driver],
     source = MarkedEvents,
+    offline = true,
     schema = [conv_percentage: Float32],
 )]
 pub fn marked_stats(df: DataFrame) -> PolarsResult<DataFrame> {
@@ -46,6 +47,7 @@ pub fn marked_stats(df: DataFrame) -> PolarsResult<DataFrame> {
         .select([
             col("driver_id"),
             col("event_timestamp"),
+            col("created"),
             (col("conv_rate") * lit(100.0))
                 .cast(DataType::Float32)
                 .alias("conv_percentage"),

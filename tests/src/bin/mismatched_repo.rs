@@ -16,6 +16,26 @@ pub fn mismatched_stats(df: DataFrame) -> PolarsResult<DataFrame> {
         .select([
             col("driver_id"),
             col("event_timestamp"),
+            col("created"),
+            (col("conv_rate") * lit(100.0))
+                .cast(DataType::Float64)
+                .alias("conv_percentage"),
+        ])
+        .collect()
+}
+
+/// Drops the source's created timestamp: events with the same event time
+/// could then be settled differently online and offline.
+#[stream_feature_view(
+    entities = [Driver],
+    source = DriverStatsStream,
+    schema = [conv_percentage: Float32],
+)]
+pub fn tie_blind_stats(df: DataFrame) -> PolarsResult<DataFrame> {
+    df.lazy()
+        .select([
+            col("driver_id"),
+            col("event_timestamp"),
             (col("conv_rate") * lit(100.0)).alias("conv_percentage"),
         ])
         .collect()

@@ -36,7 +36,8 @@ use super::metrics::Metrics;
 use super::pipeline::{self, Pipeline};
 use crate::config::KinesisConfig;
 use crate::definition::{DataSourceDef, FeatureViewDef, SourceKind};
-use crate::feature_store::{FeatureStore, PushMode};
+use crate::feature_store::FeatureStore;
+use crate::ingest::pipeline::Writes;
 
 /// Where a shard without a checkpoint starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,7 +53,8 @@ pub enum StartFrom {
 pub struct IngestOptions {
     /// Views to ingest; empty = every stream view on a Kinesis source.
     pub views: Vec<String>,
-    pub to: PushMode,
+    /// Which stores this run writes.
+    pub writes: Writes,
     pub from: StartFrom,
     /// Stop once every shard reports no lag.
     pub until_caught_up: bool,
@@ -73,7 +75,7 @@ impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             views: Vec::new(),
-            to: PushMode::Online,
+            writes: Writes::Declared,
             from: StartFrom::TrimHorizon,
             until_caught_up: false,
             batch_size: 20_000,
@@ -407,7 +409,7 @@ pub async fn ingest(
             store.clone(),
             source,
             views,
-            opts.to,
+            opts.writes,
             metrics.clone(),
             opts.max_record_bytes,
         ));
