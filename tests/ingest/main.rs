@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failure should stop loudly
 
 mod faults;
+mod new_user;
 mod support;
 
 use std::collections::BTreeMap;

@@ -100,6 +100,162 @@ pub fn merchant_amounts(df: DataFrame) -> PolarsResult<DataFrame> {
     Ok(df)
 }
 
+/// The Polars expressions feature authors reach for, as feast-runtime's
+/// Polars enables them: rounding and logarithms, string and date functions,
+/// membership and ranges, cumulative and rolling windows per key.
+#[stream_feature_view(
+    entities = [Merchant],
+    source = OrdersPush,
+    timestamp_field = "ts",
+    online = false,
+    schema = [
+        amount_eur: Float64,
+        magnitude: Float64,
+        shouting_id: String,
+        id_length: Int32,
+        hour: Int32,
+        regular: Bool,
+        mid_sized: Bool,
+        running_total: Int64,
+        rolling_mean: Float64,
+        rank_label: String,
+    ],
+)]
+pub fn merchant_habits(df: DataFrame) -> PolarsResult<DataFrame> {
+    let regulars = Series::new("regulars".into(), ["c1", "c3"]);
+    df.lazy()
+        .sort(["merchant_id", "ts"], Default::default())
+        .with_columns([
+            (col("amount").cast(DataType::Float64) / lit(3.0))
+                .round(2, RoundMode::HalfToEven)
+                .alias("amount_eur"),
+            col("amount")
+                .abs()
+                .cast(DataType::Float64)
+                .log(lit(10.0))
+                .alias("magnitude"),
+            col("customer_id").str().to_uppercase().alias("shouting_id"),
+            col("customer_id")
+                .str()
+                .len_chars()
+                .cast(DataType::Int32)
+                .alias("id_length"),
+            col("ts").dt().hour().cast(DataType::Int32).alias("hour"),
+            col("customer_id")
+                .is_in(lit(regulars).implode(true), false)
+                .alias("regular"),
+            col("amount")
+                .is_between(lit(100i64), lit(1000i64), ClosedInterval::Both)
+                .alias("mid_sized"),
+            col("amount")
+                .cum_sum(false)
+                .over([col("merchant_id")])?
+                .alias("running_total"),
+            col("amount")
+                .cast(DataType::Float64)
+                .rolling_mean(RollingOptionsFixedWindow {
+                    window_size: 2,
+                    min_periods: 1,
+                    ..Default::default()
+                })
+                .over([col("merchant_id")])?
+                .alias("rolling_mean"),
+            col("customer_id")
+                .replace_strict(
+                    lit(Series::new("from".into(), ["c1", "c2"])),
+                    lit(Series::new("to".into(), ["gold", "silver"])),
+                    Some(lit("bronze")),
+                    Some(DataType::String),
+                )
+                .alias("rank_label"),
+        ])
+        .collect()
+}
+
+#[test]
+fn view_functions_have_polars_expressions_at_hand() {
+    let view = <merchant_habits as FeatureView>::DEF;
+    let ts = |h: i64| Utc.timestamp_opt(1_735_689_600 + h * 3600, 0).unwrap();
+    let df = df!(
+        "customer_id" => ["c1", "c2", "c3", "c10"],
+        "merchant_id" => [7i32, 7, 8, 7],
+        "ts" => [ts(1).naive_utc(), ts(2).naive_utc(), ts(3).naive_utc(), ts(4).naive_utc()],
+        "amount" => [300i64, -1000, 50, 10],
+        "flags" => [None::<Series>, None, None, None],
+    )
+    .unwrap();
+    let input = feast_runtime::offline_store::conform(&df, &view.input_schema()).unwrap();
+    let out = validate::run_transform(view, input).unwrap();
+    let check = validate::check_output(view, &out);
+    assert!(check.errors.is_empty(), "{:?}", check.errors);
+    let f64s =
+        |c: &str| -> Vec<Option<f64>> { out.column(c).unwrap().f64().unwrap().iter().collect() };
+    let strs = |c: &str| -> Vec<Option<String>> {
+        out.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|s| s.map(str::to_owned))
+            .collect()
+    };
+    // Sorted by merchant, then time: c1, c2, c10 (merchant 7), c3 (merchant 8).
+    assert_eq!(
+        strs("customer_id"),
+        [
+            Some("c1".into()),
+            Some("c2".into()),
+            Some("c10".into()),
+            Some("c3".into())
+        ]
+    );
+    assert_eq!(
+        f64s("amount_eur"),
+        [Some(100.0), Some(-333.33), Some(3.33), Some(16.67)]
+    );
+    let log10 = |x: f64| Some(x.log(10.0));
+    assert_eq!(
+        f64s("magnitude"),
+        [log10(300.0), log10(1000.0), log10(10.0), log10(50.0)]
+    );
+    assert_eq!(strs("shouting_id")[2].as_deref(), Some("C10"));
+    let ints =
+        |c: &str| -> Vec<Option<i32>> { out.column(c).unwrap().i32().unwrap().iter().collect() };
+    assert_eq!(ints("id_length"), [Some(2), Some(2), Some(3), Some(2)]);
+    assert_eq!(ints("hour"), [Some(1), Some(2), Some(4), Some(3)]);
+    let bools =
+        |c: &str| -> Vec<Option<bool>> { out.column(c).unwrap().bool().unwrap().iter().collect() };
+    assert_eq!(
+        bools("regular"),
+        [Some(true), Some(false), Some(false), Some(true)]
+    );
+    assert_eq!(
+        bools("mid_sized"),
+        [Some(true), Some(false), Some(false), Some(false)]
+    );
+    let totals: Vec<Option<i64>> = out
+        .column("running_total")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(totals, [Some(300), Some(-700), Some(-690), Some(50)]);
+    assert_eq!(
+        f64s("rolling_mean"),
+        [Some(300.0), Some(-350.0), Some(-495.0), Some(50.0)]
+    );
+    assert_eq!(
+        strs("rank_label"),
+        [
+            Some("gold".into()),
+            Some("silver".into()),
+            Some("bronze".into()),
+            Some("bronze".into())
+        ]
+    );
+}
+
 #[feature_service(features = [orders[amount, ratio], merchant_amounts], description = "Fraud model inputs.")]
 pub struct FraudModel;
 
@@ -210,7 +366,7 @@ fn these_definitions_form_a_valid_registry() {
     );
     assert_eq!(
         reg.feature_views().map(|v| v.name).collect::<Vec<_>>(),
-        ["merchant_amounts", "order_features"]
+        ["merchant_amounts", "merchant_habits", "order_features"]
     );
     for v in reg.feature_views() {
         let report = validate::check_view(v);

@@ -13,6 +13,7 @@ use super::Cli;
 use crate::definition::JoinKeyValue;
 use crate::feature_store::{FeatureStore, Features, OnlineResponse, PushMode};
 use crate::json::{feast_json, value_json};
+use crate::online_store::encoding::Value;
 
 pub(super) fn open(cli: &Cli) -> anyhow::Result<FeatureStore> {
     Ok(FeatureStore::open(&cli.chdir)?)
@@ -196,11 +197,11 @@ fn print_response(out: &mut impl Write, r: &OnlineResponse) -> std::io::Result<(
         .iter()
         .map(|c| {
             (0..n)
-                .map(|i| match c.statuses[i] {
-                    crate::feature_store::FieldStatus::Present => {
-                        value_json(&c.values[i]).to_string()
-                    }
-                    other => other.as_str().to_owned(),
+                .map(|i| match (c.statuses[i], &c.values[i]) {
+                    // A table cell: strings as they are, not as JSON.
+                    (crate::feature_store::FieldStatus::Present, Value::String(s)) => s.clone(),
+                    (crate::feature_store::FieldStatus::Present, v) => value_json(v).to_string(),
+                    (other, _) => other.as_str().to_owned(),
                 })
                 .collect()
         })
