@@ -236,6 +236,14 @@ fn parse_args(cx: &Ctxt, kind: Kind, tokens: TokenStream) -> Args {
                             &v,
                             "`region` is empty: name an AWS region, like \"us-east-1\"",
                         );
+                    } else if !is_region_name(&v.value()) {
+                        cx.error_spanned_by(
+                            &v,
+                            format!(
+                                "\"{}\" is not an AWS region name: lowercase words joined by `-`, ending in a number, like \"us-east-1\" or \"eu-central-2\"",
+                                v.value()
+                            ),
+                        );
                     }
                     a.region.set(cx, &arg.key, v);
                 }
@@ -257,6 +265,20 @@ fn parse_args(cx: &Ctxt, kind: Kind, tokens: TokenStream) -> Args {
         }
     }
     a
+}
+
+/// The shape of every AWS region name (`us-east-1`, `ap-southeast-4`,
+/// `us-gov-west-1`, `cn-north-1`): two letters, one or more words, a number.
+/// Whether the region exists is only known at run time.
+fn is_region_name(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
 }
 
 fn check_stream_name(cx: &Ctxt, lit: &syn::LitStr) {
@@ -553,5 +575,34 @@ fn expand_source(kind: Kind, input: &syn::ItemStruct, a: Args) -> TokenStream {
                 #p::Definition::DataSource(&__FEAST_DEF)
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_region_name;
+
+    #[test]
+    fn region_names_have_the_aws_shape() {
+        for ok in [
+            "us-east-1",
+            "ap-southeast-4",
+            "us-gov-west-1",
+            "cn-north-1",
+            "xx-nowhere-9",
+        ] {
+            assert!(is_region_name(ok), "{ok}");
+        }
+        for bad in [
+            "us-east",
+            "useast1",
+            "US-EAST-1",
+            "us east 1",
+            "u-east-1",
+            "us--1",
+            "us-east-1a",
+        ] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
     }
 }

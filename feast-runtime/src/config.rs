@@ -40,8 +40,8 @@ pub struct RepoConfig {
 /// The endpoint is taken from, in order: `--endpoint-url` (or
 /// `FEAST_KINESIS_ENDPOINT_URL`); aws-config's own chain
 /// (`AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL`); this key; AWS itself.
-/// Region and credentials always come from aws-config's chain, the source's
-/// `region` being the default region.
+/// The region is the source's `region`; credentials come from aws-config's
+/// chain (environment, profile, web identity, container, instance role).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KinesisConfig {
@@ -49,6 +49,23 @@ pub struct KinesisConfig {
     /// `http://127.0.0.1:4567`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// How long one call may take to connect (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_seconds: Option<u64>,
+    /// How long one call may take in all before it is abandoned and retried
+    /// (default 15; GetRecords returns up to 10 MB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_timeout_seconds: Option<u64>,
+}
+
+impl KinesisConfig {
+    pub fn connect_timeout_seconds(&self) -> u64 {
+        self.connect_timeout_seconds.unwrap_or(2).max(1)
+    }
+
+    pub fn operation_timeout_seconds(&self) -> u64 {
+        self.operation_timeout_seconds.unwrap_or(15).max(1)
+    }
 }
 
 fn default_key_version() -> u32 {
@@ -350,10 +367,19 @@ mod tests {
         );
         let e = RepoConfig::from_yaml("project: p\nkinesis:\n  endpoint: x\n").unwrap_err();
         assert!(
-            e.to_string().starts_with(
-                "kinesis: unknown field `endpoint`, expected `endpoint_url` at line 3 column 3"
-            ),
+            e.to_string()
+                .starts_with("kinesis: unknown field `endpoint`, expected one of `endpoint_url`"),
             "{e}"
+        );
+        let c = RepoConfig::from_yaml(
+            "project: p\nkinesis:\n  operation_timeout_seconds: 40\n  connect_timeout_seconds: 3\n",
+        )
+        .unwrap()
+        .kinesis
+        .unwrap();
+        assert_eq!(
+            (c.operation_timeout_seconds(), c.connect_timeout_seconds()),
+            (40, 3)
         );
     }
 

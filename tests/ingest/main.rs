@@ -6,6 +6,7 @@
 
 mod faults;
 mod new_user;
+mod startup;
 mod support;
 
 use std::collections::BTreeMap;
@@ -527,23 +528,6 @@ fn a_panicking_view_dead_letters_only_the_marked_records() {
     assert_eq!(online, want);
     let refs: Vec<&Rec> = kept.iter().collect();
     repo.assert_offline_exactly_marked(&refs);
-}
-
-#[test]
-fn a_missing_stream_is_reported_not_spun_on() {
-    let emu = Emulator::start();
-    let repo = Repo::example(&emu.endpoint());
-    let started = Instant::now();
-    let r = repo.run(&["ingest", "--until-caught-up"]);
-    assert_eq!(r.code, Some(1), "{}", r.stderr);
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(
-        r.stderr
-            .contains("error: stream `driver_stats`: ResourceNotFoundException: ")
-            && r.stderr.contains("(not retried)"),
-        "{}",
-        r.stderr
-    );
 }
 
 #[test]

@@ -327,7 +327,13 @@ fn end_to_end(endpoint: &str) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = kinesis::client("us-east-1", Some(endpoint)).await;
+        let client = kinesis::connect(&kinesis::Endpoint::new(
+            "us-east-1",
+            Some(endpoint.to_owned()),
+            None,
+        ))
+        .await
+        .unwrap();
         kinesis::ensure_stream(&client, "driver_stats", SHARDS).await.unwrap();
         let metrics = Arc::new(Metrics::default());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -120,6 +120,7 @@ pub(super) fn ingest(
         batch_size: args.batch_size,
         max_batch_latency: Duration::from_millis(args.max_batch_latency_ms),
         endpoint_url,
+        kinesis: store.config().kinesis.clone(),
         shard_discovery_interval: Duration::from_secs(args.shard_discovery_interval_secs.max(1)),
         max_record_bytes: args.max_record_bytes,
     };
@@ -315,7 +316,9 @@ pub(super) fn produce(
     );
     let rt = runtime()?;
     let put = rt.block_on(async {
-        let client = kinesis::client(region, endpoint_url.as_deref()).await;
+        let endpoint =
+            kinesis::Endpoint::new(region, endpoint_url, store.config().kinesis.as_ref());
+        let client = kinesis::connect(&endpoint).await?;
         kinesis::ensure_stream(&client, stream_name, args.shards)
             .await
             .map_err(anyhow::Error::msg)?;

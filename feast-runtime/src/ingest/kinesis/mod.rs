@@ -16,18 +16,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::retry::RetryConfig;
-use aws_sdk_kinesis::config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::time::sleep;
 
+mod connect;
 mod produce;
 mod shard;
 mod stream;
 
+pub use connect::{Endpoint, check_stream, connect};
 pub use produce::{ensure_stream, put_records};
 
 use stream::StreamRun;
@@ -65,6 +64,8 @@ pub struct IngestOptions {
     pub max_batch_latency: Duration,
     /// Overrides the endpoint from the environment.
     pub endpoint_url: Option<String>,
+    /// `feature_store.yaml`'s `kinesis:` key (endpoint and timeouts).
+    pub kinesis: Option<KinesisConfig>,
     /// How often the shard list is read again to find new shards.
     pub shard_discovery_interval: Duration,
     /// Larger records are dead-lettered.
@@ -81,6 +82,7 @@ impl Default for IngestOptions {
             batch_size: 20_000,
             max_batch_latency: Duration::from_millis(1000),
             endpoint_url: None,
+            kinesis: None,
             shard_discovery_interval: Duration::from_secs(10),
             max_record_bytes: super::decode::MAX_RECORD_BYTES,
         }
@@ -111,6 +113,12 @@ pub enum Error {
         location: String,
         problems: String,
     },
+    /// No credentials in aws-config's chain; says what to set.
+    #[error("{0}")]
+    Credentials(String),
+    /// A stream that cannot be read at start-up; says what to fix.
+    #[error("{0}")]
+    Start(String),
     #[error("stream `{stream}`: {code}: {message} (not retried)")]
     Fatal {
         stream: String,
@@ -190,27 +198,6 @@ fn endpoint_url_with(
         return None;
     }
     config.and_then(|c| c.endpoint_url.clone())
-}
-
-/// A Kinesis client for `region`, from the standard configuration chain,
-/// with the SDK's retries off (this module paces and retries every call).
-pub async fn client(region: &str, endpoint_url: Option<&str>) -> Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .load()
-        .await;
-    let mut conf = aws_sdk_kinesis::config::Builder::from(&shared)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(15))
-                .build(),
-        );
-    if let Some(url) = endpoint_url {
-        conf = conf.endpoint_url(url);
-    }
-    Client::from_conf(conf.build())
 }
 
 /// Exponential back-off with jitter ("equal jitter": half fixed, half
@@ -404,7 +391,9 @@ pub async fn ingest(
         else {
             continue;
         };
-        let client = client(region, opts.endpoint_url.as_deref()).await;
+        let endpoint = Endpoint::new(region, opts.endpoint_url.clone(), opts.kinesis.as_ref());
+        let client = connect(&endpoint).await?;
+        check_stream(&client, stream_name, &endpoint).await?;
         let pipeline = Arc::new(Pipeline::with_max_record_bytes(
             store.clone(),
             source,
@@ -454,6 +443,7 @@ mod tests {
     fn the_endpoint_comes_from_the_flag_then_the_environment_then_the_config() {
         let config = KinesisConfig {
             endpoint_url: Some("http://config".into()),
+            ..KinesisConfig::default()
         };
         let none = |_: &str| None;
         let kinesis_var =
