@@ -410,7 +410,11 @@ impl FeatureStore {
         Ok(total)
     }
 
-    fn online_views(&self, names: Option<&[&str]>) -> Result<Vec<&'static FeatureViewDef>> {
+    /// The views named, or every online view.
+    pub(crate) fn online_views(
+        &self,
+        names: Option<&[&str]>,
+    ) -> Result<Vec<&'static FeatureViewDef>> {
         match names {
             Some(names) => names.iter().map(|n| self.view(n)).collect(),
             None => Ok(self.registry.feature_views().filter(|v| v.online).collect()),

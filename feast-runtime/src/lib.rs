@@ -34,6 +34,7 @@ pub mod retrieval;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod validate;
+pub mod verify;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -6,6 +6,7 @@
 
 mod faults;
 mod new_user;
+mod skew;
 mod startup;
 mod support;
 

@@ -69,11 +69,11 @@ fn a_new_users_repo_keeps_bad_records_out_and_settles_ties_by_created() {
     let merchants = ["grocer", "cinema", "airline"];
     let mut good: Vec<Tx> = Vec::new();
     for i in 0..40 {
-        for k in 0..3 {
+        for (k, merchant) in merchants.into_iter().enumerate() {
             good.push(Tx {
                 card: card(i),
                 amount: 3.25 + (i * 37 + k * 101) as f64 * 1.37,
-                merchant: merchants[k],
+                merchant,
                 event_s: t0 + (k as i64) * 60 + i as i64,
                 created_s: t0 + (k as i64) * 60 + i as i64 + 5,
             });
@@ -252,6 +252,37 @@ fn a_new_users_repo_keeps_bad_records_out_and_settles_ties_by_created() {
     logged.sort();
     want.sort();
     assert_eq!(logged, want);
+
+    // Online and offline agree; then a record ingested online only (a
+    // replay with `--only online`) is served, and `verify` names it.
+    let r = repo.run(&["verify"]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("card_activity: 40 entities agree\n"),
+        "{}",
+        r.stdout
+    );
+    let unlogged = Tx {
+        card: card(200),
+        amount: 42.0,
+        merchant: "replayed",
+        event_s: t0 + 500,
+        created_s: t0 + 500,
+    };
+    kinesis.put(STREAM, &[(unlogged.card.clone(), unlogged.json())]);
+    repo.ingest_until_caught_up(&["--only", "online"]);
+    let r = repo.run(&["verify"]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout.lines().take(2).collect::<Vec<_>>(),
+        [
+            "card_activity: 1 of 41 entities differ",
+            &format!(
+                "  card_id=c-200: online has an event at {}, offline has none (written online only?)",
+                iso(unlogged.event_s)
+            ),
+        ]
+    );
 
     // String keys print as they are, without JSON quotes.
     let r = repo.run(&[

@@ -42,6 +42,7 @@ feast_tests::on_both_stores!(
     bad_frames_name_the_problem,
     materialization_state_and_teardown,
     concurrent_writers_keep_the_newest_event,
+    entity_keys_are_those_a_view_holds,
 );
 
 #[test]
@@ -472,6 +473,43 @@ fn materialization_state_and_teardown(backend: Backend) {
     assert_eq!(
         online.materialized_until("driver_hourly_stats").unwrap(),
         None
+    );
+}
+
+fn entity_keys_are_those_a_view_holds(backend: Backend) {
+    let opened = open_on(backend, "p");
+    let store = &opened.store;
+    let view = store.view("driver_hourly_stats").unwrap();
+    let other = store.view("driver_hourly_stats_stream").unwrap();
+    assert_eq!(
+        store.online_store().entity_keys(view).unwrap(),
+        Vec::<Vec<u8>>::new()
+    );
+    store
+        .write_to_online_store(
+            "driver_hourly_stats",
+            &stats_frame(&[
+                (1003, T, None, 0.5, 0.5, 7),
+                (1001, T, None, 0.5, 0.5, 7),
+                (1001, T + 1, None, 0.5, 0.5, 7),
+            ]),
+        )
+        .unwrap();
+    let mut keys = store.online_store().entity_keys(view).unwrap();
+    keys.sort();
+    let key = |id: i64| {
+        let mut k = Vec::new();
+        feast_runtime::online_store::encoding::serialize_entity_key(
+            &mut k,
+            &[("driver_id", JoinKeyValue::Int64(id))],
+        );
+        k
+    };
+    assert_eq!(keys, [key(1001), key(1003)]);
+    // Another view of the same entity (one Redis hash per entity) has none.
+    assert_eq!(
+        store.online_store().entity_keys(other).unwrap(),
+        Vec::<Vec<u8>>::new()
     );
 }
 

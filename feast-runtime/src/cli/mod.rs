@@ -72,6 +72,17 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         views: Vec<String>,
     },
+    /// Check the online store against the offline store: each view's newest
+    /// values recomputed from the offline store through its function, compared
+    /// with what is served. Exits 1 if any differ.
+    Verify {
+        /// Only these views (comma-separated); default: every online view.
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+        /// Differences to print per view.
+        #[arg(long, default_value_t = 10)]
+        show: usize,
+    },
     /// Read online features for entities.
     GetOnline {
         /// `view:feature` references (comma-separated).

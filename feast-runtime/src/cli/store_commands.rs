@@ -114,6 +114,61 @@ pub(super) fn materialize(
     Ok(ExitCode::SUCCESS)
 }
 
+pub(super) fn verify(
+    cli: &Cli,
+    out: &mut impl Write,
+    views: &[String],
+    show: usize,
+) -> anyhow::Result<ExitCode> {
+    let t = Instant::now();
+    let store = open(cli)?;
+    let names = views_arg(views);
+    let reports = store.verify(names.as_deref(), Utc::now())?;
+    let mut differing = 0;
+    for r in &reports {
+        let expired = if r.expired > 0 {
+            format!(" ({} past the ttl, not compared)", r.expired)
+        } else {
+            String::new()
+        };
+        if r.differences.is_empty() {
+            writeln!(out, "{}: {} entities agree{expired}", r.view, r.entities)?;
+            continue;
+        }
+        differing += 1;
+        writeln!(
+            out,
+            "{}: {} of {} entities differ{expired}",
+            r.view,
+            r.entities_differing(),
+            r.entities
+        )?;
+        for d in r.differences.iter().take(show) {
+            writeln!(out, "  {d}")?;
+        }
+        if r.differences.len() > show {
+            writeln!(out, "  ... and {} more", r.differences.len() - show)?;
+        }
+    }
+    writeln!(
+        out,
+        "verified {} view{} in {:.2?}: {}",
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" },
+        t.elapsed(),
+        if differing == 0 {
+            "online and offline agree".to_owned()
+        } else {
+            format!("{differing} differ")
+        }
+    )?;
+    Ok(if differing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Parses `--entity driver_id=1001,1002` with the entity's declared type.
 fn entity_rows<'a>(
     store: &FeatureStore,

@@ -58,6 +58,43 @@ pub fn serialize_entity_key(out: &mut Vec<u8>, keys: &[(&str, JoinKeyValue<'_>)]
     }
 }
 
+/// A serialized entity key as `join_key=value` pairs joined by `,`
+/// (`driver_id=1001`), for messages; `None` if the bytes are not a
+/// version-3 entity key.
+pub fn entity_key_text(key: &[u8]) -> Option<String> {
+    fn u32_at(b: &[u8], at: &mut usize) -> Option<u32> {
+        let v = u32::from_le_bytes(b.get(*at..*at + 4)?.try_into().ok()?);
+        *at += 4;
+        Some(v)
+    }
+    fn chunk<'a>(b: &'a [u8], at: &mut usize) -> Option<(u32, &'a [u8])> {
+        let ty = u32_at(b, at)?;
+        let len = u32_at(b, at)? as usize;
+        let v = b.get(*at..*at + len)?;
+        *at += len;
+        Some((ty, v))
+    }
+    let mut at = 0;
+    let n = u32_at(key, &mut at)? as usize;
+    let mut names = Vec::with_capacity(n);
+    for _ in 0..n {
+        names.push(std::str::from_utf8(chunk(key, &mut at)?.1).ok()?);
+    }
+    let mut out = Vec::with_capacity(n);
+    for name in names {
+        let (ty, v) = chunk(key, &mut at)?;
+        let value = match ty {
+            1 => v.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            2 => std::str::from_utf8(v).ok()?.to_owned(),
+            3 => i32::from_le_bytes(v.try_into().ok()?).to_string(),
+            4 => i64::from_le_bytes(v.try_into().ok()?).to_string(),
+            _ => return None,
+        };
+        out.push(format!("{name}={value}"));
+    }
+    (at == key.len()).then(|| out.join(","))
+}
+
 fn write_key_value(out: &mut Vec<u8>, ty: u32, payload: &[u8]) {
     out.extend_from_slice(&ty.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -492,6 +529,27 @@ mod tests {
         assert!(Value::decode(&[0xff; 12]).is_err());
         assert!(Value::decode(&[0x7a, 0x05, 0x01]).is_err());
         assert_eq!(Value::decode(&[0x7a, 0x00]), Ok(Value::Float64List(vec![])));
+    }
+
+    #[test]
+    fn entity_keys_read_back_as_text() {
+        let mut key = Vec::new();
+        serialize_entity_key(
+            &mut key,
+            &[
+                ("merchant_id", JoinKeyValue::Int32(7)),
+                ("card_id", JoinKeyValue::String("c-007")),
+            ],
+        );
+        assert_eq!(
+            entity_key_text(&key).as_deref(),
+            Some("card_id=c-007,merchant_id=7")
+        );
+        let mut key = Vec::new();
+        serialize_entity_key(&mut key, &[("driver_id", JoinKeyValue::Int64(1001))]);
+        assert_eq!(entity_key_text(&key).as_deref(), Some("driver_id=1001"));
+        assert_eq!(entity_key_text(&key[..key.len() - 1]), None);
+        assert_eq!(entity_key_text(b"junk"), None);
     }
 
     #[test]

@@ -226,6 +226,10 @@ pub trait OnlineStore: Send + Sync {
         features: &[&str],
     ) -> Result<Vec<Option<StoredRow>>>;
 
+    /// The serialized entity keys `view` has values for, in no set order
+    /// (a scan of the whole view: for checks such as `verify`, not serving).
+    fn entity_keys(&self, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>>;
+
     /// Creates what `views` need (tables); idempotent.
     fn update(&self, views: &[&FeatureViewDef]) -> Result<()>;
 

@@ -676,6 +676,43 @@ impl OnlineStore for RedisStore {
             .collect()
     }
 
+    fn entity_keys(&self, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>> {
+        // Every hash of the project ends with its name; those with the
+        // view's timestamp field hold its values.
+        let pattern = format!("*{}", glob_escape(&self.project));
+        let ts_field = timestamp_field(view.name);
+        let suffix = self.project.len();
+        self.with_conn(|c| {
+            let mut scan = redis::cmd("SCAN");
+            scan.cursor_arg(0)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let keys: Vec<Vec<u8>> = scan
+                .iter::<Vec<u8>>(c)?
+                .collect::<redis::RedisResult<Vec<_>>>()?;
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("HEXISTS").arg(k).arg(&ts_field);
+            }
+            let has: Vec<bool> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                pipe.query(c)?
+            };
+            Ok(keys
+                .into_iter()
+                .zip(has)
+                .filter(|(k, has)| *has && k.len() > suffix)
+                .map(|(mut k, _)| {
+                    k.truncate(k.len() - suffix);
+                    k
+                })
+                .collect())
+        })
+    }
+
     fn update(&self, _views: &[&FeatureViewDef]) -> Result<()> {
         // Hashes come into being with their first write; check the server now.
         self.ping()

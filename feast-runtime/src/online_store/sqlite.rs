@@ -242,6 +242,24 @@ impl OnlineStore for SqliteStore {
         Ok(out)
     }
 
+    fn entity_keys(&self, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>> {
+        let table = self.table_name(view.name);
+        let conn = self.conn();
+        let mut stmt = match conn.prepare(&format!("SELECT DISTINCT entity_key FROM \"{table}\"")) {
+            Ok(s) => s,
+            Err(rusqlite::Error::SqliteFailure(_, Some(msg)))
+                if msg.starts_with("no such table") =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let keys = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(keys)
+    }
+
     fn update(&self, views: &[&FeatureViewDef]) -> Result<()> {
         let conn = self.conn();
         for v in views {
