@@ -154,6 +154,59 @@ pub fn read(repo_dir: &Path, source: &'static DataSourceDef) -> Result<DataFrame
     Ok(df)
 }
 
+/// What the Parquet files of a batch source hold, against its declaration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaCheck {
+    /// Files read (their footers only).
+    pub files: usize,
+    /// Each problem once, with how many files have it and the first of them.
+    pub problems: Vec<(String, usize, PathBuf)>,
+}
+
+/// Checks every Parquet file of `source` against its declared columns: each
+/// column present, of a type that reads as the declared one (the rules
+/// reading applies). Reads only the files' schemas. `Ok(None)` when the
+/// source has no files yet.
+pub fn check_schema(
+    repo_dir: &Path,
+    source: &'static DataSourceDef,
+) -> Result<Option<SchemaCheck>, Error> {
+    let paths = match files(repo_dir, source) {
+        Ok(p) => p,
+        Err(Error::Missing { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut check = SchemaCheck {
+        files: paths.len(),
+        problems: Vec::new(),
+    };
+    for path in &paths {
+        let read_err = |message: String| Error::Read {
+            source_name: source.name,
+            path: path.clone(),
+            message,
+        };
+        let file = File::open(path).map_err(|e| read_err(e.to_string()))?;
+        let empty = ParquetReader::new(file)
+            .with_slice(Some((0, 0)))
+            .finish()
+            .map_err(|e| read_err(e.to_string()))?;
+        for f in source.raw_schema() {
+            let problem = match empty.column(f.name) {
+                Err(_) => Some(format!("column `{}` ({}) is missing", f.name, f.dtype)),
+                Ok(c) => frame::cast_to(c, f.dtype).err().map(|e| e.to_string()),
+            };
+            if let Some(p) = problem {
+                match check.problems.iter_mut().find(|(q, _, _)| *q == p) {
+                    Some((_, n, _)) => *n += 1,
+                    None => check.problems.push((p, 1, path.clone())),
+                }
+            }
+        }
+    }
+    Ok(Some(check))
+}
+
 /// Selects `schema`'s columns in order, cast to their declared types; a column
 /// the frame lacks becomes all nulls.
 pub fn conform(df: &DataFrame, schema: &[FieldDef]) -> Result<DataFrame, FrameError> {

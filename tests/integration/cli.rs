@@ -121,11 +121,95 @@ fn validate_passes_on_the_example() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(
         r.stdout,
-        "ok      feature view driver_hourly_stats (5 columns)\n\
+        "ok      feature_store.yaml (project driver_stats, online store sqlite data/online.db)\n\
+         ok      feature view driver_hourly_stats (5 columns)\n\
          ok      feature view driver_hourly_stats_stream (4 columns)\n\
+         -       batch source driver_stats_source: no files at data/driver_stats.parquet yet, not checked\n\
          valid: 1 entity, 3 data sources, 2 feature views, 1 feature service\n"
     );
     assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn validate_checks_feature_store_yaml() {
+    let repo = TempRepo::with_config(
+        "project: driver_stats\nonline_store:\n  type: sqlite\n  paht: data/online.db\n",
+    );
+    let r = run(EXAMPLE, repo.path(), &["validate"]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(
+        r.stderr.starts_with(
+            "error: ./feature_store.yaml: online_store: unknown field `paht`, expected one of"
+        ) && r.stderr.contains("at line 4 column 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("valid:"), "{}", r.stdout);
+
+    let repo = TempRepo::with_config(
+        "project: driver_stats\nonline_store:\n  type: redis\n  connection_string: \"localhost:6379,sll=true\"\n",
+    );
+    let r = run(EXAMPLE, repo.path(), &["validate"]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert_eq!(
+        r.stderr,
+        "error: ./feature_store.yaml: online store: redis connection string: unknown option `sll`; expected db, password, username, ssl or ssl_ca_certs\n"
+    );
+}
+
+#[test]
+fn validate_checks_the_batch_sources_files_against_their_declared_types() {
+    use feast_runtime::polars::prelude::*;
+    let repo = TempRepo::example();
+    let dir = repo.path().join("data/driver_stats.parquet");
+    // The generated data matches the declaration.
+    let start = feast_runtime::chrono::DateTime::from_timestamp(1_735_689_600, 0).unwrap();
+    let good = feast_example_driver_stats::data::driver_stats(3, 2, start);
+    feast_runtime::offline_store::write_file(&dir.join("part-0.parquet"), &good).unwrap();
+    let r = run(EXAMPLE, repo.path(), &["validate"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "ok      batch source driver_stats_source (1 file at data/driver_stats.parquet)\n"
+        ),
+        "{}",
+        r.stdout
+    );
+
+    // Two files with avg_daily_trips as Float32 and no acc_rate: what
+    // get-historical would fail on.
+    let bad = good
+        .clone()
+        .lazy()
+        .with_column(col("avg_daily_trips").cast(DataType::Float32))
+        .drop(Selector::ByName {
+            names: ["acc_rate".into()].into(),
+            strict: true,
+        })
+        .collect()
+        .unwrap();
+    for name in ["part-1.parquet", "part-2.parquet"] {
+        feast_runtime::offline_store::write_file(&dir.join(name), &bad).unwrap();
+    }
+    let r = run(EXAMPLE, repo.path(), &["validate"]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    let errors: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "{}", r.stderr);
+    assert!(
+        errors[0].starts_with("error: batch source `driver_stats_source` (")
+            && errors[0].ends_with(
+                "column `acc_rate` (Float32) is missing (2 of 3 files, first ./data/driver_stats.parquet/part-1.parquet)"
+            ),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].ends_with(
+            "column `avg_daily_trips` is f32, which does not convert to Int64 (2 of 3 files, first ./data/driver_stats.parquet/part-1.parquet)"
+        ),
+        "{}",
+        errors[1]
+    );
 }
 
 #[test]
@@ -227,7 +311,23 @@ fn plan_then_apply_then_plan_again() {
 
     let r = run(EXAMPLE, repo.path(), &["apply"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(r.stdout.ends_with("Applied: 7 to add, 0 to change, 0 to remove, 0 unchanged; registry written to ./data/registry.json.\n"), "{}", r.stdout);
+    assert!(r.stdout.ends_with("Applied: 7 to add, 0 to change, 0 to remove, 0 unchanged; registry written to ./data/registry.json, online store ready for 2 feature views.\n"), "{}", r.stdout);
+    // The online store's tables exist, in Feast's layout, before any write.
+    let db = rusqlite::Connection::open(repo.path().join("data/online.db")).unwrap();
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'driver_stats_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "driver_stats_driver_hourly_stats",
+            "driver_stats_driver_hourly_stats_stream"
+        ]
+    );
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&registry).unwrap()).unwrap();
     assert_eq!(written["project"], "driver_stats");

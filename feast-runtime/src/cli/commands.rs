@@ -15,7 +15,7 @@ use crate::validate;
 pub(super) fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::List { json } => list(out, *json),
-        Command::Validate => validate_cmd(out),
+        Command::Validate => validate_cmd(cli, out),
         Command::Plan => plan(cli, out, false),
         Command::Apply => plan(cli, out, true),
         Command::Materialize { start, end, views } => {
@@ -317,13 +317,87 @@ fn counts(reg: &Registry) -> String {
     .join(", ")
 }
 
-fn validate_cmd(out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    match check_all(out)? {
-        Some(reg) => {
+/// `feature_store.yaml`, every definition and view function, and the batch
+/// sources' Parquet files where they exist.
+fn validate_cmd(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let repo = match Repo::load(&cli.chdir) {
+        Ok(repo) => match crate::online_store::check_config(&repo.config) {
+            Ok(()) => {
+                let o = &repo.config.online_store;
+                let store = match o.store_type {
+                    crate::config::OnlineStoreType::Sqlite => {
+                        format!("sqlite {}", repo.config.sqlite_path())
+                    }
+                    crate::config::OnlineStoreType::Redis => "redis".to_owned(),
+                };
+                writeln!(
+                    out,
+                    "ok      {} (project {}, online store {store})",
+                    crate::config::FILE_NAME,
+                    repo.config.project
+                )?;
+                Some(repo)
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: {}: {e}",
+                    repo.dir.join(crate::config::FILE_NAME).display()
+                );
+                None
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    };
+    let reg = check_all(out)?;
+    let mut files_ok = true;
+    if let (Some(repo), Some(reg)) = (&repo, &reg) {
+        for source in reg
+            .data_sources()
+            .filter(|s| matches!(s.kind, SourceKind::File { .. }))
+        {
+            let path = match source.kind {
+                SourceKind::File { path, .. } => path,
+                _ => "",
+            };
+            match crate::offline_store::check_schema(&repo.dir, source)? {
+                None => writeln!(
+                    out,
+                    "-       batch source {}: no files at {path} yet, not checked",
+                    source.name
+                )?,
+                Some(c) if c.problems.is_empty() => writeln!(
+                    out,
+                    "ok      batch source {} ({} file{} at {path})",
+                    source.name,
+                    c.files,
+                    if c.files == 1 { "" } else { "s" }
+                )?,
+                Some(c) => {
+                    files_ok = false;
+                    for (problem, n, first) in &c.problems {
+                        let which = if c.files == 1 {
+                            first.display().to_string()
+                        } else {
+                            format!("{n} of {} files, first {}", c.files, first.display())
+                        };
+                        eprintln!(
+                            "error: batch source `{}` ({}): {problem} ({which})",
+                            source.name, source.location
+                        );
+                    }
+                }
+            }
+        }
+    }
+    match (repo, reg, files_ok) {
+        (Some(_), Some(reg), true) => {
             writeln!(out, "valid: {}", counts(&reg))?;
             Ok(ExitCode::SUCCESS)
         }
-        None => Ok(ExitCode::FAILURE),
+        _ => Ok(ExitCode::FAILURE),
     }
 }
 
@@ -368,13 +442,18 @@ fn plan(cli: &Cli, out: &mut impl Write, apply: bool) -> anyhow::Result<ExitCode
         writeln!(out, "Plan: {summary}.")?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The online store first: if it cannot be reached, nothing changes.
+    let views = reg.feature_views().len();
+    let store = crate::feature_store::FeatureStore::with_registry(repo, reg)?;
+    store.update_infra()?;
     new.last_updated = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     new.write(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     writeln!(
         out,
-        "Applied: {summary}; registry written to {}.",
-        path.display()
+        "Applied: {summary}; registry written to {}, online store ready for {views} feature view{}.",
+        path.display(),
+        if views == 1 { "" } else { "s" }
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -76,6 +76,10 @@ pub fn entity_key_text(key: &[u8]) -> Option<String> {
     }
     let mut at = 0;
     let n = u32_at(key, &mut at)? as usize;
+    // Each join key takes at least 8 bytes: a count beyond that is not a key.
+    if n > key.len() / 8 {
+        return None;
+    }
     let mut names = Vec::with_capacity(n);
     for _ in 0..n {
         names.push(std::str::from_utf8(chunk(key, &mut at)?.1).ok()?);

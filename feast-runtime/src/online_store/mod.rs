@@ -185,6 +185,36 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Checks the online store's configuration as far as can be done without
+/// connecting or creating anything (`validate`).
+pub fn check_config(config: &crate::config::RepoConfig) -> Result<()> {
+    match config.online_store.store_type {
+        crate::config::OnlineStoreType::Sqlite => Ok(()),
+        #[cfg(feature = "redis")]
+        crate::config::OnlineStoreType::Redis => {
+            let s = config
+                .online_store
+                .connection_string
+                .as_deref()
+                .unwrap_or_default();
+            let spec = redis::ConnectionSpec::parse(s).map_err(Error::Config)?;
+            if let Some(path) = &spec.ssl_ca_certs
+                && let Err(e) = std::fs::metadata(path)
+            {
+                return Err(Error::Config(format!(
+                    "redis connection string: ssl_ca_certs {path:?} cannot be read: {e}"
+                )));
+            }
+            Ok(())
+        }
+        #[cfg(not(feature = "redis"))]
+        crate::config::OnlineStoreType::Redis => Err(Error::Config(
+            "the redis online store is not in this build (enable feast-runtime's `redis` feature)"
+                .into(),
+        )),
+    }
+}
+
 /// A stream position to commit together with a batch's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointUpdate<'a> {
