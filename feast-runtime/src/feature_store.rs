@@ -118,8 +118,9 @@ pub struct FeatureVector {
     pub name: String,
     pub values: Vec<Value>,
     pub statuses: Vec<FieldStatus>,
-    /// Event time in seconds since the epoch (0 when not found).
-    pub event_timestamps: Vec<i64>,
+    /// Event time in microseconds since the epoch, at the precision the
+    /// online store keeps (whole seconds on SQLite); 0 when not found.
+    pub event_timestamps_us: Vec<i64>,
 }
 
 /// Feast's column-major online response: the entity columns first, then the
@@ -521,7 +522,7 @@ impl FeatureStore {
                 name: (*name).to_owned(),
                 values: values.iter().map(join_key_value).collect(),
                 statuses: vec![FieldStatus::Present; n],
-                event_timestamps: vec![0; n],
+                event_timestamps_us: vec![0; n],
             });
         }
         let now_us = now.timestamp_micros();
@@ -559,27 +560,23 @@ impl FeatureStore {
                     },
                     values: Vec::with_capacity(n),
                     statuses: Vec::with_capacity(n),
-                    event_timestamps: Vec::with_capacity(n),
+                    event_timestamps_us: Vec::with_capacity(n),
                 };
                 for row in &stored {
                     let (value, status, ts) = match row {
                         None => (Value::Null, FieldStatus::NotFound, 0),
                         Some(r) => match &r.values[fi] {
                             None => (Value::Null, FieldStatus::NotFound, 0),
-                            Some(_) if stale(r) => (
-                                Value::Null,
-                                FieldStatus::OutsideMaxAge,
-                                r.event_ts / 1_000_000,
-                            ),
-                            Some(Value::Null) => {
-                                (Value::Null, FieldStatus::NullValue, r.event_ts / 1_000_000)
+                            Some(_) if stale(r) => {
+                                (Value::Null, FieldStatus::OutsideMaxAge, r.event_ts)
                             }
-                            Some(v) => (v.clone(), FieldStatus::Present, r.event_ts / 1_000_000),
+                            Some(Value::Null) => (Value::Null, FieldStatus::NullValue, r.event_ts),
+                            Some(v) => (v.clone(), FieldStatus::Present, r.event_ts),
                         },
                     };
                     col.values.push(value);
                     col.statuses.push(status);
-                    col.event_timestamps.push(ts);
+                    col.event_timestamps_us.push(ts);
                 }
                 response.columns.push(col);
             }

@@ -33,19 +33,20 @@ pub fn value_json(v: &Value) -> serde_json::Value {
     }
 }
 
-/// Feast's column-major JSON response.
+/// Feast's column-major JSON response. Event times are protobuf JSON
+/// `Timestamp`s, as Feast prints them: 0, 3, 6 or 9 fractional digits, `Z`.
 pub fn feast_json(r: &OnlineResponse) -> serde_json::Value {
-    let ts = |s: i64| {
-        DateTime::<Utc>::from_timestamp(s, 0)
+    let ts = |us: i64| {
+        DateTime::<Utc>::from_timestamp_micros(us)
             .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
     };
     serde_json::json!({
         "metadata": {"feature_names": r.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()},
         "results": r.columns.iter().map(|c| serde_json::json!({
             "values": c.values.iter().map(value_json).collect::<Vec<_>>(),
             "statuses": c.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            "event_timestamps": c.event_timestamps.iter().map(|t| ts(*t)).collect::<Vec<_>>(),
+            "event_timestamps": c.event_timestamps_us.iter().map(|t| ts(*t)).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }

@@ -43,6 +43,7 @@ feast_tests::on_both_stores!(
     materialization_state_and_teardown,
     concurrent_writers_keep_the_newest_event,
     entity_keys_are_those_a_view_holds,
+    event_times_come_back_at_the_stores_precision,
 );
 
 #[test]
@@ -345,7 +346,10 @@ fn statuses_present_null_not_found_and_outside_max_age(backend: Backend) {
             FieldStatus::NotFound
         ]
     );
-    assert_eq!(r.columns[1].event_timestamps, [T, T - 86_400 - 1, 0]);
+    assert_eq!(
+        r.columns[1].event_timestamps_us,
+        [T * 1_000_000, (T - 86_400 - 1) * 1_000_000, 0]
+    );
     assert_eq!(
         r.columns[2].statuses,
         [
@@ -476,6 +480,37 @@ fn materialization_state_and_teardown(backend: Backend) {
     );
 }
 
+fn event_times_come_back_at_the_stores_precision(backend: Backend) {
+    let opened = open_on(backend, "p");
+    let store = &opened.store;
+    let df = stats_frame_us(&[(1001, T, Some(T), 0.5, 0.5, 7)], &[123_456]);
+    store
+        .write_to_online_store("driver_hourly_stats", &df)
+        .unwrap();
+    let now: DateTime<Utc> = Utc.timestamp_opt(T, 0).unwrap();
+    let r = store
+        .get_online_features_at(
+            &Features::Refs(&["driver_hourly_stats:conv_rate"]),
+            &[("driver_id", vec![JoinKeyValue::Int64(1001)])],
+            false,
+            now,
+        )
+        .unwrap();
+    // Feast's Redis keeps the Timestamp's nanoseconds, its SQLite whole
+    // seconds; Feast's JSON prints them as protobuf does.
+    let (us, text) = match backend {
+        Backend::Sqlite => (T * 1_000_000, "2025-01-01T12:00:00Z"),
+        Backend::Redis => (T * 1_000_000 + 123_456, "2025-01-01T12:00:00.123456Z"),
+    };
+    assert_eq!(r.columns[1].event_timestamps_us, [us]);
+    let json = feast_runtime::json::feast_json(&r);
+    assert_eq!(json["results"][1]["event_timestamps"][0], text);
+    assert_eq!(
+        json["results"][0]["event_timestamps"][0],
+        "1970-01-01T00:00:00Z"
+    );
+}
+
 fn entity_keys_are_those_a_view_holds(backend: Backend) {
     let opened = open_on(backend, "p");
     let store = &opened.store;
@@ -589,10 +624,11 @@ fn redis_hashes_are_feasts_layout_byte_for_byte() {
         fields,
         [
             ("18a5e5a3".to_owned(), "2007".to_owned()), // avg_daily_trips = 7
-            // `_created:driver_hourly_stats` (feast-rs's own; Feast ignores it): created, µs.
+            // `_created:driver_hourly_stats` (feast-rs's own; Feast ignores
+            // it): `created@event`, µs.
             (
                 hex(b"_created:driver_hourly_stats"),
-                hex(b"1735733100000000")
+                hex(b"1735733100000000@1735732800123456")
             ),
             // `_ts:driver_hourly_stats`: Timestamp {seconds 1735732800, nanos 123456000}.
             (
@@ -657,6 +693,65 @@ fn redis_over_tls_trusts_the_named_ca_only() {
         )),
         "{err}"
     );
+}
+
+#[test]
+fn a_created_time_left_by_an_earlier_event_refuses_nothing_on_redis() {
+    let Opened {
+        store,
+        repo: _repo,
+        redis,
+    } = open_on(Backend::Redis, "p");
+    // feast-rs writes an event created late...
+    store
+        .write_to_online_store(
+            "driver_hourly_stats",
+            &stats_frame(&[(1001, T, Some(T + 3600), 0.5, 0.5, 1)]),
+        )
+        .unwrap();
+    // ...then another writer (Feast's, which knows no `_created`) writes a
+    // newer event: `_ts` moves, `_created` stays.
+    let mut c = redis.as_ref().unwrap().client();
+    let mut key = Vec::new();
+    feast_runtime::online_store::encoding::serialize_entity_key(
+        &mut key,
+        &[("driver_id", JoinKeyValue::Int64(1001))],
+    );
+    key.extend_from_slice(b"p");
+    let t2 = T + 60;
+    let mut ts = vec![0x08];
+    let mut v = t2 as u64;
+    while v >= 0x80 {
+        ts.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    ts.push(v as u8);
+    redis::cmd("HSET")
+        .arg(&key)
+        .arg("_ts:driver_hourly_stats")
+        .arg(&ts)
+        .query::<()>(&mut c)
+        .unwrap();
+    // A write of that same event, created before the stale created time,
+    // replaces it (the stored event has no created time of its own).
+    store
+        .write_to_online_store(
+            "driver_hourly_stats",
+            &stats_frame(&[(1001, t2, Some(T + 120), 0.5, 0.5, 2)]),
+        )
+        .unwrap();
+    assert_eq!(stored_marker(&store), Some(2));
+    // And the created time now belongs to that event: an equal event
+    // created earlier is refused, one created later wins.
+    for (created, marker, want) in [(T + 100, 3, 2), (T + 130, 4, 4)] {
+        store
+            .write_to_online_store(
+                "driver_hourly_stats",
+                &stats_frame(&[(1001, t2, Some(created), 0.5, 0.5, marker)]),
+            )
+            .unwrap();
+        assert_eq!(stored_marker(&store), Some(want), "created {created}");
+    }
 }
 
 #[test]

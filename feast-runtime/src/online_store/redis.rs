@@ -18,6 +18,7 @@
 //! back-off period (100 ms doubling to 5 s), so callers fail fast instead of
 //! queueing on a dead server.
 
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,8 +39,14 @@ const POOL: usize = 8;
 ///
 /// KEYS: the entity hashes. ARGV: `_ts:view`, `_created:view`, the number of
 /// features F, the F field names, the key ttl (0 for none), then per entity:
-/// event seconds, event nanos, created micros (-1 for none), the Timestamp
-/// bytes, the F values. Returns how many entities were written.
+/// event seconds, event nanos, `created@event` (microseconds each, created
+/// -1 for none), the Timestamp bytes, the F values. Returns how many
+/// entities were written.
+///
+/// `_created:view` holds `created@event`: the created time counts only while
+/// `_ts:view` still holds that event. A writer that leaves `_created` alone
+/// (Feast's own) makes it stale, and a stale one is no created time at all,
+/// so it cannot refuse a later write at the same event time.
 const WRITE_SCRIPT: &str = r"
 local function varint(s, pos)
   local result, scale = 0, 1
@@ -76,7 +83,8 @@ for f = 1, nf do
 end
 for i, key in ipairs(KEYS) do
   local o = 5 + nf + (i - 1) * per
-  local secs, nanos, created = tonumber(ARGV[o]), tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
+  local secs, nanos = tonumber(ARGV[o]), tonumber(ARGV[o + 1])
+  local created = tonumber(string.match(ARGV[o + 2], '^(-?%d+)@'))
   local newer = true
   local cur = redis.call('HGET', key, ts_field)
   if cur then
@@ -86,7 +94,12 @@ for i, key in ipairs(KEYS) do
     elseif nanos ~= cn then
       newer = nanos > cn
     else
-      local cc = tonumber(redis.call('HGET', key, created_field) or '-1')
+      local cc = -1
+      local cv = redis.call('HGET', key, created_field)
+      if cv then
+        local c, e = string.match(cv, '^(-?%d+)@(-?%d+)$')
+        if c and tonumber(e) == cs * 1000000 + math.floor(cn / 1000) then cc = tonumber(c) end
+      end
       newer = created >= cc
     end
   end
@@ -515,6 +528,7 @@ impl RedisStore {
             .map(|(name, _)| feature_field(view.name, name))
             .collect();
         let (mut key, mut ts, mut value) = (Vec::with_capacity(64), Vec::new(), Vec::new());
+        let mut created_at = String::with_capacity(40);
         for start in (0..batch.len()).step_by(CHUNK) {
             let end = (start + CHUNK).min(batch.len());
             let cmd = pipe.cmd("EVALSHA");
@@ -534,9 +548,15 @@ impl RedisStore {
                 let event = batch.event_ts[row];
                 ts.clear();
                 write_timestamp(&mut ts, event);
+                created_at.clear();
+                let _ = write!(
+                    created_at,
+                    "{}@{event}",
+                    batch.created_ts[row].unwrap_or(-1)
+                );
                 cmd.arg(event.div_euclid(1_000_000))
                     .arg(event.rem_euclid(1_000_000) * 1000)
-                    .arg(batch.created_ts[row].unwrap_or(-1))
+                    .arg(&created_at)
                     .arg(&ts[..]);
                 for (_, values) in &batch.features {
                     value.clear();
