@@ -628,6 +628,8 @@ impl FeatureStore {
         filter_by_created_timestamp: bool,
     ) -> Result<DataFrame> {
         let resolved = self.resolve(features)?;
+        crate::frame::check_microseconds(entity_df, retrieval::ENTITY_TIMESTAMP)
+            .map_err(|e| Error::EntityRows(e.to_string()))?;
         crate::frame::required_timestamps_us(
             entity_df,
             retrieval::ENTITY_TIMESTAMP,

@@ -35,6 +35,14 @@ pub enum FrameError {
         row: usize,
         value: String,
     },
+    #[error(
+        "column `{column}` row {row}: `{value}` has digits below a microsecond; times are kept to the microsecond (as in Feast's offline stores), so round them first"
+    )]
+    SubMicrosecond {
+        column: String,
+        row: usize,
+        value: String,
+    },
     #[error("{0}")]
     Polars(String),
 }
@@ -134,6 +142,53 @@ fn parse_timestamps(col: &Column) -> Result<Column, FrameError> {
         }
     }
     Ok(Column::new(col.name().clone(), out).cast(&FeastType::UnixTimestamp.dtype())?)
+}
+
+/// Refuses a time below the microsecond in column `name` (nanosecond
+/// datetimes or strings with more than six fractional digits), which
+/// reading would otherwise truncate without a word.
+pub fn check_microseconds(df: &DataFrame, name: &str) -> Result<(), FrameError> {
+    let Ok(col) = df.column(name) else {
+        return Ok(());
+    };
+    let err = |row: usize, value: String| FrameError::SubMicrosecond {
+        column: name.to_owned(),
+        row,
+        value,
+    };
+    match col.dtype() {
+        DataType::Datetime(TimeUnit::Nanoseconds, _) => {
+            let ca = col.datetime()?;
+            if let Some((row, ns)) =
+                ca.physical().iter().enumerate().find_map(|(row, v)| {
+                    v.filter(|ns| ns.rem_euclid(1000) != 0).map(|ns| (row, ns))
+                })
+            {
+                let text = chrono::DateTime::from_timestamp_nanos(ns)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+                return Err(err(row, text));
+            }
+        }
+        DataType::String => {
+            for (row, v) in col.str()?.iter().enumerate() {
+                let Some(v) = v else { continue };
+                // The fraction after the seconds: `.` then digits.
+                let fraction = v
+                    .split_once('.')
+                    .map(|(_, f)| {
+                        f.bytes()
+                            .take_while(u8::is_ascii_digit)
+                            .collect::<Vec<u8>>()
+                    })
+                    .unwrap_or_default();
+                if fraction.len() > 6 && fraction[6..].iter().any(|&d| d != b'0') {
+                    return Err(err(row, v.to_owned()));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// A timestamp column as microseconds since the epoch (UTC).

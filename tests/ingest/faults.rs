@@ -92,6 +92,17 @@ fn an_expired_iterator_resumes_from_the_checkpoint() {
     assert_eq!(proxy.injected("GetRecords"), 2);
     // One iterator at the start, and a fresh one after each expiry.
     assert_eq!(proxy.calls("GetShardIterator").len(), 3);
+    // Each expiry is a warning an operator sees.
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains(" WARN ")
+                && l.contains("shard iterator expired")
+                && l.contains("reading again from the checkpoint"))
+            .count(),
+        2,
+        "{stderr}"
+    );
     let all: Vec<&Rec> = records.iter().collect();
     repo.assert_offline_exactly(OFFLINE, &all);
     assert_online_is_newest(&repo, &records);

@@ -573,7 +573,15 @@ fn metrics_are_served_while_ingesting() {
         l.local_addr().unwrap().port()
     };
     let addr = format!("127.0.0.1:{port}");
-    let child = repo.spawn(&["ingest", "--metrics-addr", &addr]);
+    let mut child = repo.spawn(&["ingest", "--metrics-addr", &addr]);
+    // The first line says where the metrics are.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert_eq!(
+        first,
+        format!("serving Prometheus metrics at http://{addr}/metrics\n")
+    );
     repo.wait_committed(STREAM, 300, Duration::from_secs(30));
     let body = http_get(&addr, "/metrics");
     for line in [
@@ -593,7 +601,8 @@ fn metrics_are_served_while_ingesting() {
         "{body}"
     );
     assert!(
-        body.contains("feast_ingest_batch_duration_seconds_bucket{"),
+        body.contains("feast_ingest_batch_duration_seconds_bucket{")
+            && body.contains("# TYPE feast_ingest_batch_duration_seconds histogram\n"),
         "{body}"
     );
     assert!(

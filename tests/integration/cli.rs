@@ -589,3 +589,102 @@ fn the_store_commands_end_to_end() {
         "driver_id  avg_daily_trips\n1002       NOT_FOUND\n"
     );
 }
+
+#[test]
+fn get_historical_names_files_picks_formats_and_keeps_times_exact() {
+    use feast_tests::stats_frame;
+    let repo = TempRepo::example();
+    let t0 = 1_736_467_200i64; // 2025-01-10T00:00:00Z
+    feast_runtime::offline_store::write_file(
+        &repo.path().join("data/driver_stats.parquet/part-0.parquet"),
+        &stats_frame(&[(1001, t0 - 3600, Some(t0 - 3600), 0.5, 0.75, 12)]),
+    )
+    .unwrap();
+    let historical = |entities: &str, output: &str| {
+        run(
+            EXAMPLE,
+            repo.path(),
+            &[
+                "get-historical",
+                "--entities",
+                entities,
+                "--features",
+                "driver_hourly_stats:avg_daily_trips",
+                "--output",
+                output,
+            ],
+        )
+    };
+
+    // A missing entity file is named.
+    let r = historical("nowhere.csv", "out.csv");
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.starts_with("error: cannot read nowhere.csv: "),
+        "{}",
+        r.stderr
+    );
+    let r = historical("nowhere.parquet", "out.csv");
+    assert!(
+        r.stderr.starts_with("error: cannot read nowhere.parquet: "),
+        "{}",
+        r.stderr
+    );
+
+    // The output format comes from the extension; another one is refused
+    // before any work, and nothing is written.
+    std::fs::write(
+        repo.path().join("entities.csv"),
+        "driver_id,event_timestamp\n1001,2025-01-09T23:30:00.25Z\n",
+    )
+    .unwrap();
+    let r = historical("entities.csv", "out.json");
+    assert_eq!(r.code, Some(1));
+    assert_eq!(
+        r.stderr,
+        "error: out.json: expected a .parquet or .csv file (the format is taken from the extension)\n"
+    );
+    assert!(!repo.path().join("out.json").exists());
+
+    // CSV times are RFC 3339 in UTC, with their `Z`.
+    let entities = feast_runtime::polars::prelude::DataFrame::new(
+        1,
+        vec![
+            feast_runtime::polars::prelude::Column::new("driver_id".into(), [1001i64]),
+            feast_runtime::polars::prelude::Column::new(
+                "event_timestamp".into(),
+                [(t0 - 1800) * 1_000_000 + 250_000],
+            )
+            .cast(&feast_runtime::definition::FeastType::UnixTimestamp.dtype())
+            .unwrap(),
+        ],
+    )
+    .unwrap();
+    feast_runtime::offline_store::write_file(&repo.path().join("entities.parquet"), &entities)
+        .unwrap();
+    let r = historical("entities.parquet", "out.csv");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("out.csv")).unwrap(),
+        "driver_id,event_timestamp,avg_daily_trips\n1001,2025-01-09T23:30:00.250Z,12\n"
+    );
+
+    // Times below the microsecond are refused, not truncated.
+    std::fs::write(
+        repo.path().join("fine.csv"),
+        "driver_id,event_timestamp\n1001,2025-01-09T23:30:00Z\n1001,2025-01-09T23:30:00.123456789Z\n",
+    )
+    .unwrap();
+    let r = historical("fine.csv", "out.csv");
+    assert_eq!(r.code, Some(1));
+    assert_eq!(
+        r.stderr,
+        "error: entity rows: column `event_timestamp` row 1: `2025-01-09T23:30:00.123456789Z` has digits below a microsecond; times are kept to the microsecond (as in Feast's offline stores), so round them first\n"
+    );
+    std::fs::write(
+        repo.path().join("exact.csv"),
+        "driver_id,event_timestamp\n1001,2025-01-09T23:30:00.123456000Z\n",
+    )
+    .unwrap();
+    assert_eq!(historical("exact.csv", "out.parquet").code, Some(0));
+}

@@ -43,7 +43,8 @@ pub struct IngestArgs {
     /// Write a partial batch after this many milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub max_batch_latency_ms: u64,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9108).
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9108;
+    /// port 0 picks a free port); the address is printed at start.
     #[arg(long)]
     pub metrics_addr: Option<String>,
     /// The Kinesis endpoint (default: AWS_ENDPOINT_URL_KINESIS, then
@@ -79,6 +80,8 @@ pub struct ProduceArgs {
     /// Put the lines of this file (one record each) instead of synthetic records.
     #[arg(long)]
     pub file: Option<std::path::PathBuf>,
+    /// The Kinesis endpoint (default: AWS_ENDPOINT_URL_KINESIS, then
+    /// `kinesis.endpoint_url` in feature_store.yaml, then AWS).
     #[arg(long, env = "FEAST_KINESIS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
 }
@@ -228,7 +231,11 @@ async fn serve_metrics(addr: &str, metrics: Arc<Metrics>) -> anyhow::Result<()> 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving metrics at /metrics");
+    // The bound address: port 0 picks a free one.
+    eprintln!(
+        "serving Prometheus metrics at http://{}/metrics",
+        listener.local_addr()?
+    );
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {

@@ -68,7 +68,9 @@ pub enum Command {
     },
     /// Materialize from each view's previous end (or END - ttl) to END.
     MaterializeIncremental {
+        /// RFC 3339 time (`2025-01-01T00:00:00Z`), a date, or `now`.
         end: String,
+        /// Only these views (comma-separated); default: every online view.
         #[arg(long, value_delimiter = ',')]
         views: Vec<String>,
     },
@@ -103,16 +105,20 @@ pub enum Command {
     },
     /// Point-in-time correct training data for an entity file.
     GetHistorical {
-        /// Parquet or CSV file with join keys and `event_timestamp`.
+        /// Parquet or CSV file (by extension) with join keys and
+        /// `event_timestamp` (at most microsecond precision).
         #[arg(long)]
         entities: std::path::PathBuf,
+        /// `view:feature` references (comma-separated).
         #[arg(long, value_delimiter = ',', required_unless_present = "service")]
         features: Vec<String>,
+        /// A feature service instead of references.
         #[arg(long, conflicts_with = "features")]
         service: Option<String>,
-        /// Parquet (or CSV, by extension) file to write.
+        /// The file to write: `.parquet`, or `.csv` (times as RFC 3339 with `Z`).
         #[arg(long)]
         output: std::path::PathBuf,
+        /// Name features `view__feature`.
         #[arg(long)]
         full_feature_names: bool,
         /// Ignore feature rows created after the entity row's time.
@@ -121,7 +127,9 @@ pub enum Command {
     },
     /// Push rows from a Parquet or CSV file through a push source.
     Push {
+        /// The push source's name.
         push_source: String,
+        /// Parquet or CSV file (by extension) in the push source's schema.
         file: std::path::PathBuf,
         /// online, offline or online_and_offline.
         #[arg(long, default_value = "online")]
@@ -129,7 +137,10 @@ pub enum Command {
     },
     /// Write feature rows from a Parquet or CSV file to the online store.
     WriteOnline {
+        /// The feature view's name.
         view: String,
+        /// Parquet or CSV file (by extension) with the view's join keys, event
+        /// timestamp and features.
         file: std::path::PathBuf,
     },
     /// Drop the online store's tables of every view.
@@ -186,6 +197,33 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// level; by default warnings, without aws-config's own (a credential
 /// provider that found nothing is reported once, by `ingest`, with what to
 /// set).
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("{path} (the command)"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert_eq!(missing, Vec::<String>::new());
+    }
+}
+
 fn init_tracing() {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;

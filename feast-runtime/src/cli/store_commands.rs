@@ -38,37 +38,59 @@ pub(super) fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
     )
 }
 
+/// The file formats frames are read from and written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FrameFormat {
+    Parquet,
+    Csv,
+}
+
+impl FrameFormat {
+    /// By extension: `.parquet` or `.csv`; anything else is refused.
+    pub(super) fn of(path: &Path) -> anyhow::Result<FrameFormat> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("parquet") => Ok(FrameFormat::Parquet),
+            Some("csv") => Ok(FrameFormat::Csv),
+            _ => bail!(
+                "{}: expected a .parquet or .csv file (the format is taken from the extension)",
+                path.display()
+            ),
+        }
+    }
+}
+
 /// Reads a Parquet or CSV file, by extension.
 pub(super) fn read_frame(path: &Path) -> anyhow::Result<DataFrame> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
-    match ext {
-        "parquet" => Ok(crate::offline_store::read_file(path)?),
-        "csv" => {
+    let read = || format!("cannot read {}", path.display());
+    match FrameFormat::of(path)? {
+        FrameFormat::Parquet => Ok(crate::offline_store::read_file(path).with_context(read)?),
+        FrameFormat::Csv => {
+            // Opened first, so that a missing file is named.
+            std::fs::File::open(path).with_context(read)?;
             let df = polars_io::prelude::CsvReadOptions::default()
                 .with_has_header(true)
                 .try_into_reader_with_file_path(Some(path.to_owned()))
                 .and_then(polars_io::SerReader::finish)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+                .with_context(read)?;
             Ok(df)
         }
-        _ => bail!("{}: expected a .parquet or .csv file", path.display()),
     }
 }
 
+/// Writes a frame as Parquet or CSV, by extension. CSV times are RFC 3339
+/// in UTC with a `Z` (and the fractional digits they need).
 fn write_frame(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("csv") => {
+    match FrameFormat::of(path)? {
+        FrameFormat::Csv => {
             let mut f = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             use polars_io::SerWriter as _;
             polars_io::prelude::CsvWriter::new(&mut f)
+                .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.fZ".into()))
                 .finish(df)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        _ => crate::offline_store::write_file(path, df)
+        FrameFormat::Parquet => crate::offline_store::write_file(path, df)
             .with_context(|| format!("cannot write {}", path.display()))?,
     }
     Ok(())
@@ -310,6 +332,8 @@ pub(super) fn get_historical(
     filter_created: bool,
 ) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
+    // Refuse an output format before doing the work.
+    FrameFormat::of(output)?;
     let store = open(cli)?;
     let entity_df = read_frame(entities)?;
     let refs: Vec<&str> = features.iter().map(String::as_str).collect();

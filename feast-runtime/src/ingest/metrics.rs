@@ -189,13 +189,16 @@ impl Metrics {
             }
             histogram.push((format!("{},le=\"+Inf\"", vl(k)), v.batches.to_string()));
         }
-        family(
-            "feast_ingest_batch_duration_seconds_bucket",
-            "Time from decoding a batch to committing it.",
-            "histogram",
-            histogram,
+        // A histogram family: HELP and TYPE name the family, its samples
+        // are `_bucket`, `_sum` and `_count`.
+        let name = "feast_ingest_batch_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from decoding a batch to committing it.\n# TYPE {name} histogram"
         );
-        // _sum and _count belong to the histogram family above.
+        for (labels, value) in histogram {
+            let _ = writeln!(out, "{name}_bucket{{{labels}}} {value}");
+        }
         for (k, v) in &views {
             let _ = writeln!(
                 out,
@@ -243,6 +246,18 @@ mod tests {
                 "missing `{line}` in\n{text}"
             );
         }
+        // The histogram's HELP and TYPE name its family, not a sample.
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| *l == "# TYPE feast_ingest_batch_duration_seconds histogram")
+            .expect("the histogram's TYPE line");
+        assert_eq!(
+            lines[at - 1],
+            "# HELP feast_ingest_batch_duration_seconds Time from decoding a batch to committing it."
+        );
+        assert!(lines[at + 1].starts_with("feast_ingest_batch_duration_seconds_bucket{"));
+        assert!(!text.contains("TYPE feast_ingest_batch_duration_seconds_bucket"));
         assert_eq!(m.totals(), (10, 1));
         assert_eq!(m.rows_written(), 13);
     }

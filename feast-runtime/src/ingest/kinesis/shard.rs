@@ -217,7 +217,12 @@ impl ShardReader {
                     Class::Expired => {
                         // What was fetched but not written is read again
                         // from the checkpoint.
-                        tracing::info!(stream = self.stream, shard = %self.shard, "iterator expired; resuming from the checkpoint");
+                        tracing::warn!(
+                            stream = self.stream,
+                            shard = %self.shard,
+                            records_dropped = self.pending.len(),
+                            "shard iterator expired (unused for 5 minutes: was a batch that slow to write?); reading again from the checkpoint"
+                        );
                         self.pending.clear();
                         self.pending_since = None;
                         Ok(Fetch::Retry(None))
