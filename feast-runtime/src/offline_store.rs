@@ -130,10 +130,7 @@ pub fn read(repo_dir: &Path, source: &'static DataSourceDef) -> Result<DataFrame
             path: path.clone(),
             message,
         };
-        let file = File::open(path).map_err(|e| read_err(e.to_string()))?;
-        let df = ParquetReader::new(file)
-            .finish()
-            .map_err(|e| read_err(e.to_string()))?;
+        let df = read_source_file(source, path, None)?;
         let df = conform(&df, raw).map_err(|e| read_err(e.to_string()))?;
         match &mut out {
             None => out = Some(df),
@@ -181,16 +178,7 @@ pub fn check_schema(
         problems: Vec::new(),
     };
     for path in &paths {
-        let read_err = |message: String| Error::Read {
-            source_name: source.name,
-            path: path.clone(),
-            message,
-        };
-        let file = File::open(path).map_err(|e| read_err(e.to_string()))?;
-        let empty = ParquetReader::new(file)
-            .with_slice(Some((0, 0)))
-            .finish()
-            .map_err(|e| read_err(e.to_string()))?;
+        let empty = read_source_file(source, path, Some((0, 0)))?;
         for f in source.raw_schema() {
             let problem = match empty.column(f.name) {
                 Err(_) => Some(format!("column `{}` ({}) is missing", f.name, f.dtype)),
@@ -205,6 +193,24 @@ pub fn check_schema(
         }
     }
     Ok(Some(check))
+}
+
+/// One Parquet file of `source`, or the rows `slice` picks of it.
+fn read_source_file(
+    source: &'static DataSourceDef,
+    path: &Path,
+    slice: Option<(usize, usize)>,
+) -> Result<DataFrame, Error> {
+    let read_err = |message: String| Error::Read {
+        source_name: source.name,
+        path: path.to_owned(),
+        message,
+    };
+    let file = File::open(path).map_err(|e| read_err(e.to_string()))?;
+    ParquetReader::new(file)
+        .with_slice(slice)
+        .finish()
+        .map_err(|e| read_err(e.to_string()))
 }
 
 /// Selects `schema`'s columns in order, cast to their declared types; a column

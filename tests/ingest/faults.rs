@@ -92,7 +92,9 @@ fn an_expired_iterator_resumes_from_the_checkpoint() {
     assert_eq!(proxy.injected("GetRecords"), 2);
     // One iterator at the start, and a fresh one after each expiry.
     assert_eq!(proxy.calls("GetShardIterator").len(), 3);
-    // Each expiry is a warning an operator sees.
+    // Each expiry is a warning an operator sees, without colour codes in a
+    // pipe.
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
     assert_eq!(
         stderr
             .lines()

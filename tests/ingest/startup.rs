@@ -126,3 +126,22 @@ fn a_missing_stream_is_named_with_where_it_was_looked_for() {
         )
     );
 }
+
+#[test]
+fn only_offline_without_a_logged_view_is_refused() {
+    let repo = applied(ELSEWHERE);
+    let r = feast_tests::run(ELSEWHERE, repo.path(), &["ingest", "--only", "offline"]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(
+        r.stderr,
+        "error: --only offline logs the records of stream views with `offline = true`, and none of the views to ingest (far_away_stats) has it\n"
+    );
+    let r = feast_tests::run(ELSEWHERE, repo.path(), &["ingest", "--only", "both"]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr
+            .contains("invalid value 'both' for '--only <ONLY>': unknown store `both`; expected online or offline"),
+        "{}",
+        r.stderr
+    );
+}

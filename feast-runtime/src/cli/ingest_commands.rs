@@ -24,7 +24,7 @@ pub struct IngestArgs {
     /// Write only this store in this run: `online` (features of the views
     /// with `online = true`) or `offline` (the source's records, logged to
     /// its batch source for views with `offline = true`). Default: both, as
-    /// the views declare.
+    /// the views declare. Checkpoints advance as in any run.
     #[arg(long)]
     pub only: Option<Writes>,
     /// Where a shard without a checkpoint starts: trim-horizon, latest or at-timestamp.

@@ -197,6 +197,18 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// level; by default warnings, without aws-config's own (a credential
 /// provider that found nothing is reported once, by `ingest`, with what to
 /// set).
+fn init_tracing() {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,aws_config=error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(io::stderr)
+        .try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::Cli;
@@ -222,16 +234,4 @@ mod tests {
         walk(&Cli::command(), "", &mut missing);
         assert_eq!(missing, Vec::<String>::new());
     }
-}
-
-fn init_tracing() {
-    use std::io::IsTerminal as _;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,aws_config=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(io::stderr().is_terminal())
-        .with_writer(io::stderr)
-        .try_init();
 }

@@ -441,17 +441,46 @@ fn write_python_float(out: &mut String, f: f64) {
         let _ = write!(out, "{:02}", exp.abs());
     }
     let digits = significant_digits(&out[start..]);
-    if ties(a, digits) {
-        // Two shortest candidates are equally near: Python's repr (David
-        // Gay's dtoa) takes the even one, Rust's may take the other
-        // (`90.59597778320313` for the double of the Float32
-        // 90.595977783203125, where Python prints `...312`). Precision
-        // formatting rounds the exact value half to even.
-        let nearest = format!("{:.*e}", digits - 1, f);
-        if nearest.parse::<f64>() == Ok(f) {
-            out.truncate(start);
-            write_sci_as_python(out, &nearest);
-        }
+    if let Some(exact) = tie(a, digits) {
+        settle_tie(out, start, f, exact);
+    }
+}
+
+/// Two shortest candidates are equally near `f`: Python's repr (David
+/// Gay's dtoa) takes the one with the even last digit, Rust's formatting may
+/// print the other (`90.59597778320313` for the double of the Float32
+/// 90.595977783203125, where Python prints `...312`). `exact` is `f`'s
+/// exact digits, one more than printed. Only the last digit can change: a
+/// carry would leave a trailing zero, and a shorter number would have been
+/// printed.
+fn settle_tie(out: &mut String, start: usize, f: f64, exact: u128) {
+    let text = &out[start..];
+    let mantissa = &text[..text.find('e').unwrap_or(text.len())];
+    let Some(last) = mantissa.rfind(|c: char| c.is_ascii_digit()) else {
+        return;
+    };
+    let digit = mantissa.as_bytes()[last] - b'0';
+    if digit.is_multiple_of(2) {
+        return;
+    }
+    let shown = mantissa
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0u128, |n, d| n * 10 + u128::from(d - b'0'));
+    let even = if exact > shown * 10 {
+        digit + 1
+    } else {
+        digit - 1
+    };
+    if even == 0 || even == 10 {
+        return;
+    }
+    let mut candidate = text.to_owned();
+    candidate.replace_range(last..=last, &char::from(b'0' + even).to_string());
+    // Equally near, but near a power of two only one may read back as `f`.
+    if candidate.parse::<f64>() == Ok(f) {
+        out.truncate(start);
+        out.push_str(&candidate);
     }
 }
 
@@ -467,11 +496,11 @@ fn significant_digits(printed: &str) -> usize {
         .count()
 }
 
-/// Whether the exact value of `a` (positive, finite) lies halfway between
-/// two decimals of `digits` significant digits: its exact decimal expansion
-/// has one digit more (ending in 5). `a = m * 2^q`; for `q < 0` that
-/// expansion has the digits of `m * 5^-q`, with `m` odd.
-fn ties(a: f64, digits: usize) -> bool {
+/// `a`'s exact digits (positive, finite) when they are one more than the
+/// `digits` printed, that is when `a` lies halfway between two decimals of
+/// `digits` digits (the last exact digit is then a 5). `a = m * 2^q`; for
+/// `q < 0` its exact digits are those of `m * 5^-q`, with `m` odd.
+fn tie(a: f64, digits: usize) -> Option<u128> {
     let bits = a.to_bits();
     let biased = ((bits >> 52) & 0x7ff) as i32;
     let fraction = bits & ((1 << 52) - 1);
@@ -483,58 +512,13 @@ fn ties(a: f64, digits: usize) -> bool {
     let zeros = m.trailing_zeros();
     let (m, q) = (m >> zeros, q + zeros as i32);
     if q >= 0 {
-        return false; // an integer: its shortest digits are exact
+        return None; // an integer: its shortest digits are exact
     }
-    let Some(p) = 5u128
-        .checked_pow(q.unsigned_abs())
-        .and_then(|five| five.checked_mul(u128::from(m)))
-    else {
-        return false; // over 38 digits: no shortest candidate is that near
-    };
-    p.ilog10() as usize + 1 == digits + 1
-}
-
-/// Writes Rust's `d.ddde±x` as Python's repr lays the same digits out.
-fn write_sci_as_python(out: &mut String, sci: &str) {
-    use std::fmt::Write as _;
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let negative = mantissa.starts_with('-');
-    let digits: String = mantissa
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(char::from)
-        .collect();
-    let n = digits.len() as i32;
-    if negative {
-        out.push('-');
-    }
-    // Fixed notation for decimal exponents from -4 to 15, as Python's repr.
-    if (-4..16).contains(&exp) {
-        let point = exp + 1;
-        if point <= 0 {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
-            out.push_str(&digits);
-        } else if point >= n {
-            out.push_str(&digits);
-            out.extend(std::iter::repeat_n('0', (point - n) as usize));
-            out.push_str(".0");
-        } else {
-            out.push_str(&digits[..point as usize]);
-            out.push('.');
-            out.push_str(&digits[point as usize..]);
-        }
-        return;
-    }
-    out.push_str(&digits[..1]);
-    if n > 1 {
-        out.push('.');
-        out.push_str(&digits[1..]);
-    }
-    out.push('e');
-    out.push(if exp < 0 { '-' } else { '+' });
-    let _ = write!(out, "{:02}", exp.abs());
+    // Over 38 digits: no shortest candidate is that near.
+    let exact = 5u128
+        .checked_pow(q.unsigned_abs())?
+        .checked_mul(u128::from(m))?;
+    (exact.ilog10() as usize == digits).then_some(exact)
 }
 
 #[cfg(test)]
@@ -690,12 +674,14 @@ mod tests {
     #[test]
     fn float32_ties_round_half_to_even_as_python_does() {
         // Float32 values whose double lies exactly between two shortest
-        // 16-digit decimals: Python's repr takes the even one. Cases from
-        // Python 3.11's repr of the doubles of 300,000 random f32s, where
-        // Rust's shortest digits took the other one 588 times (and 64 times
-        // in 200,000 random doubles); this code agreed with Python on all.
+        // decimals: Python's repr takes the even one. Cases from Python
+        // 3.11's repr of the doubles of 300,000 random f32s, where Rust's
+        // shortest digits took the other one 588 times (2.9% of percentages
+        // computed in Float32 as the ingestion benchmark's view does; 64
+        // times in 260,000 random and decimal doubles); this code agreed with
+        // Python on every one.
         assert_eq!(
-            python_float_repr(90.595_977_783_203_125),
+            python_float_repr(f64::from(90.595_98_f32)),
             "90.59597778320312"
         );
         for (bits, want) in [
@@ -707,7 +693,7 @@ mod tests {
             assert_eq!(python_float_repr(f), want, "{bits:#x}");
         }
         assert_eq!(
-            python_float_repr(-1_468_435_036_203_245.25),
+            python_float_repr(-1_468_435_036_203_245.2),
             "-1468435036203245.2"
         );
     }

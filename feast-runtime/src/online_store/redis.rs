@@ -518,6 +518,19 @@ impl RedisStore {
             .clear();
     }
 
+    /// Every entity hash of the project: their keys end with its name
+    /// (Feast's own teardown scans the same way).
+    fn project_keys(&self, c: &mut Connection) -> redis::RedisResult<Vec<Vec<u8>>> {
+        let pattern = format!("*{}", glob_escape(&self.project));
+        let mut scan = redis::cmd("SCAN");
+        scan.cursor_arg(0)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000);
+        scan.iter::<Vec<u8>>(c)?.collect()
+    }
+
     /// Pipelined script calls writing `batch` for `view`.
     fn add_writes(&self, pipe: &mut redis::Pipeline, view: &FeatureViewDef, batch: &OnlineBatch) {
         let ts_field = timestamp_field(view.name);
@@ -697,21 +710,11 @@ impl OnlineStore for RedisStore {
     }
 
     fn entity_keys(&self, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>> {
-        // Every hash of the project ends with its name; those with the
-        // view's timestamp field hold its values.
-        let pattern = format!("*{}", glob_escape(&self.project));
+        // The project's hashes with the view's timestamp field hold its values.
         let ts_field = timestamp_field(view.name);
         let suffix = self.project.len();
         self.with_conn(|c| {
-            let mut scan = redis::cmd("SCAN");
-            scan.cursor_arg(0)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000);
-            let keys: Vec<Vec<u8>> = scan
-                .iter::<Vec<u8>>(c)?
-                .collect::<redis::RedisResult<Vec<_>>>()?;
+            let keys = self.project_keys(c)?;
             let mut pipe = redis::pipe();
             for k in &keys {
                 pipe.cmd("HEXISTS").arg(k).arg(&ts_field);
@@ -744,10 +747,8 @@ impl OnlineStore for RedisStore {
     }
 
     fn teardown(&self, views: &[&FeatureViewDef]) -> Result<()> {
-        // Every key of the project ends with its name (Feast's own teardown
-        // scans the same way); the views' fields go, and a hash left empty
-        // goes with them.
-        let pattern = format!("*{}", glob_escape(&self.project));
+        // The views' fields go from every hash of the project, and a hash
+        // left empty goes with them.
         let mut fields: Vec<Vec<u8>> = Vec::new();
         for v in views {
             fields.push(timestamp_field(v.name).into_bytes());
@@ -758,15 +759,7 @@ impl OnlineStore for RedisStore {
         }
         let names: Vec<&str> = views.iter().map(|v| v.name).collect();
         self.with_conn(|c| {
-            let mut scan = redis::cmd("SCAN");
-            scan.cursor_arg(0)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000);
-            let keys: Vec<Vec<u8>> = scan
-                .iter::<Vec<u8>>(c)?
-                .collect::<redis::RedisResult<Vec<_>>>()?;
+            let keys = self.project_keys(c)?;
             let mut pipe = redis::pipe();
             for k in &keys {
                 pipe.cmd("HDEL").arg(k).arg(&fields).ignore();

@@ -107,6 +107,10 @@ pub enum Error {
     UnknownView { name: String, available: String },
     #[error("feature view `{0}` does not read a Kinesis source")]
     NotKinesis(String),
+    #[error(
+        "--only offline logs the records of stream views with `offline = true`, and none of the views to ingest ({0}) has it"
+    )]
+    NothingOffline(String),
     #[error("feature view `{view}` ({location}) fails validation: {problems}")]
     Invalid {
         view: &'static str,
@@ -370,6 +374,10 @@ pub async fn ingest(
     mut stop: watch::Receiver<bool>,
 ) -> Result<IngestSummary, Error> {
     let plan = plan(&store, &opts.views)?;
+    if opts.writes == Writes::OfflineOnly && !plan.iter().flat_map(|(_, v)| v).any(|v| v.offline) {
+        let names: Vec<&str> = plan.iter().flat_map(|(_, v)| v).map(|v| v.name).collect();
+        return Err(Error::NothingOffline(names.join(", ")));
+    }
     // Stops every stream: on the caller's signal, or on a fatal error.
     let (halt_tx, halt_rx) = watch::channel(false);
     let halt_tx = Arc::new(halt_tx);
