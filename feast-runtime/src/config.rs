@@ -160,8 +160,10 @@ pub enum OnlineStoreType {
 }
 
 /// `online_store:` with Feast's keys. The keys of every store type sit in one
-/// struct so that an unknown key is reported with its position; keys that
-/// belong to another type are rejected by [`RepoConfig::validate`].
+/// struct so that an unknown key is reported with its position; the online
+/// store's own module then converts it into its typed settings, each
+/// backend taking its keys and refusing the others'
+/// (`crate::online_store::StoreConfig`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnlineStoreConfig {
@@ -179,6 +181,18 @@ pub struct OnlineStoreConfig {
     /// Redis: an EXPIRE set on every written key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_ttl_seconds: Option<u64>,
+}
+
+impl OnlineStoreConfig {
+    /// Every key and whether `feature_store.yaml` sets it.
+    pub fn keys_set(&self) -> [(&'static str, bool); 4] {
+        [
+            ("path", self.path.is_some()),
+            ("connection_string", self.connection_string.is_some()),
+            ("redis_type", self.redis_type.is_some()),
+            ("key_ttl_seconds", self.key_ttl_seconds.is_some()),
+        ]
+    }
 }
 
 /// `offline_store:`; only Feast's `file` store (Parquet) exists here.
@@ -212,8 +226,19 @@ pub enum Error {
         path: PathBuf,
         error: serde_yaml::Error,
     },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("{path}: {problem}")]
+    Invalid { path: PathBuf, problem: Invalid },
+}
+
+/// A rule across keys that a configuration breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("project \"{0}\" must be letters, digits and underscores")]
+    Project(String),
+    #[error(
+        "entity_key_serialization_version {0} is not supported; feast-rs reads and writes version 3 (Feast's default)"
+    )]
+    KeyVersion(u32),
 }
 
 /// A loaded configuration and the directory its relative paths start from.
@@ -241,9 +266,9 @@ impl Repo {
                 path: path.clone(),
                 error: source,
             },
-            ParseError::Invalid(message) => Error::Invalid {
+            ParseError::Invalid(problem) => Error::Invalid {
                 path: path.clone(),
-                message,
+                problem,
             },
         })?;
         Ok(Repo {
@@ -267,8 +292,8 @@ impl Repo {
 pub enum ParseError {
     #[error(transparent)]
     Yaml(#[from] serde_yaml::Error),
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
 }
 
 impl RepoConfig {
@@ -279,64 +304,16 @@ impl RepoConfig {
         Ok(config)
     }
 
-    /// Rules that span keys.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Rules that span keys (the online store's own are its backend's).
+    pub fn validate(&self) -> Result<(), Invalid> {
         let p = &self.project;
         if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "project \"{p}\" must be letters, digits and underscores"
-            ));
+            return Err(Invalid::Project(p.clone()));
         }
         if self.entity_key_serialization_version != 3 {
-            return Err(format!(
-                "entity_key_serialization_version {} is not supported; feast-rs reads and writes version 3 (Feast's default)",
-                self.entity_key_serialization_version
-            ));
-        }
-        let o = &self.online_store;
-        match o.store_type {
-            OnlineStoreType::Sqlite => {
-                for (set, key) in [
-                    (o.connection_string.is_some(), "connection_string"),
-                    (o.redis_type.is_some(), "redis_type"),
-                    (o.key_ttl_seconds.is_some(), "key_ttl_seconds"),
-                ] {
-                    if set {
-                        return Err(format!(
-                            "online_store.{key} is a redis option, but online_store.type is sqlite"
-                        ));
-                    }
-                }
-            }
-            OnlineStoreType::Redis => {
-                if o.path.is_some() {
-                    return Err("online_store.path is a sqlite option; a redis store takes connection_string".into());
-                }
-                if o.connection_string
-                    .as_deref()
-                    .is_none_or(|s| s.trim().is_empty())
-                {
-                    return Err(
-                        "online_store.type redis needs connection_string, as in \"localhost:6379\""
-                            .into(),
-                    );
-                }
-                if let Some(t) = o.redis_type.as_deref().filter(|t| *t != "redis") {
-                    return Err(format!(
-                        "online_store.redis_type \"{t}\" is not supported; only \"redis\" is"
-                    ));
-                }
-            }
+            return Err(Invalid::KeyVersion(self.entity_key_serialization_version));
         }
         Ok(())
-    }
-
-    /// The SQLite online store's path (Feast's default `data/online.db`).
-    pub fn sqlite_path(&self) -> &str {
-        self.online_store
-            .path
-            .as_deref()
-            .unwrap_or("data/online.db")
     }
 }
 
@@ -352,7 +329,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.project, "driver_stats");
         assert_eq!(c.registry.path, "data/registry.json");
-        assert_eq!(c.sqlite_path(), "data/online.db");
+        assert_eq!(c.online_store.path.as_deref(), Some("data/online.db"));
         assert_eq!(c.offline_store.store_type, OfflineStoreType::File);
     }
 
@@ -427,20 +404,6 @@ mod tests {
 
     #[test]
     fn cross_key_rules() {
-        let e = RepoConfig::from_yaml("project: p\nonline_store:\n  type: redis\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "online_store.type redis needs connection_string, as in \"localhost:6379\""
-        );
-        let e = RepoConfig::from_yaml("project: p\nonline_store:\n  connection_string: x\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "online_store.connection_string is a redis option, but online_store.type is sqlite"
-        );
         let e = RepoConfig::from_yaml("project: my-project\n")
             .unwrap_err()
             .to_string();

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
-use crate::config::{OnlineStoreType, Repo};
+use crate::config::Repo;
+use crate::definition::Value;
 use crate::definition::{DataSourceDef, FeatureView, FeatureViewDef, SourceKind};
 use crate::frame::FrameError;
 use crate::offline_store;
-use crate::online_store::encoding::Value;
-use crate::online_store::sqlite::SqliteStore;
 use crate::online_store::{self, OnlineBatch, OnlineStore, StoredRow, WriteStats};
 use crate::registry::Registry;
 use crate::retrieval::{self, ViewRequest};
@@ -56,8 +55,6 @@ pub enum Error {
     Online(#[from] online_store::Error),
     #[error(transparent)]
     Offline(#[from] offline_store::Error),
-    #[error("the redis online store is not in this build (enable feast-runtime's `redis` feature)")]
-    Unsupported,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -171,24 +168,7 @@ impl FeatureStore {
 
     /// Opens the configured online store for `registry`.
     pub fn with_registry(repo: Repo, registry: Registry) -> Result<FeatureStore> {
-        let online: Box<dyn OnlineStore> = match repo.config.online_store.store_type {
-            OnlineStoreType::Sqlite => Box::new(SqliteStore::open(
-                &repo.resolve(repo.config.sqlite_path()),
-                &repo.config.project,
-            )?),
-            #[cfg(feature = "redis")]
-            OnlineStoreType::Redis => Box::new(crate::online_store::redis::RedisStore::open(
-                repo.config
-                    .online_store
-                    .connection_string
-                    .as_deref()
-                    .unwrap_or_default(),
-                &repo.config.project,
-                repo.config.online_store.key_ttl_seconds.unwrap_or(0),
-            )?),
-            #[cfg(not(feature = "redis"))]
-            OnlineStoreType::Redis => return Err(Error::Unsupported),
-        };
+        let online = online_store::open(&repo)?;
         Ok(FeatureStore {
             repo,
             registry,
@@ -543,7 +523,7 @@ impl FeatureStore {
                     pairs.push((e.join_key, col[i]));
                 }
                 let mut buf = Vec::new();
-                crate::online_store::encoding::serialize_entity_key(&mut buf, &pairs);
+                crate::definition::serialize_entity_key(&mut buf, &pairs);
                 keys.push(buf);
             }
             let stored = self.online.read(view, &keys, names)?;

@@ -3,8 +3,7 @@
 
 use polars::prelude::*;
 
-use crate::definition::{FeastType, FieldDef};
-use crate::online_store::encoding::Value;
+use crate::definition::{FeastType, FieldDef, Value, time};
 
 /// A frame whose columns do not fit what a view or source expects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,8 +108,7 @@ pub fn cast_to(col: &Column, ty: FeastType) -> Result<Column, FrameError> {
     col.cast(&want).map_err(|_| wrong())
 }
 
-/// Parses RFC 3339 strings (`2025-01-01T00:00:00Z`, any offset) or naive
-/// `2025-01-01 00:00:00[.ffffff]` / `2025-01-01T00:00:00` taken as UTC.
+/// Parses strings of the one time grammar ([`crate::definition::time`]).
 fn parse_timestamps(col: &Column) -> Result<Column, FrameError> {
     let ca = col.str()?;
     let mut out: Vec<Option<i64>> = Vec::with_capacity(ca.len());
@@ -119,24 +117,13 @@ fn parse_timestamps(col: &Column) -> Result<Column, FrameError> {
             out.push(None);
             continue;
         };
-        let s = s.trim();
-        let parsed = chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_micros())
-            .or_else(|_| {
-                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-                    .map(|t| t.and_utc().timestamp_micros())
-            })
-            .or_else(|_| {
-                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                    .map(|t| t.and_utc().timestamp_micros())
-            });
-        match parsed {
-            Ok(us) => out.push(Some(us)),
-            Err(_) => {
+        match time::parse_us(s.trim()) {
+            Some(us) => out.push(Some(us)),
+            None => {
                 return Err(FrameError::BadTimestamp {
                     column: col.name().to_string(),
                     row,
-                    value: s.to_owned(),
+                    value: s.trim().to_owned(),
                 });
             }
         }

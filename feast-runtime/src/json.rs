@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use polars::prelude::{Column, DataFrame};
 
+use crate::definition::Value;
 use crate::definition::{FeastType, FieldDef, JoinKeyValue};
 use crate::feature_store::{FeatureStore, OnlineResponse};
-use crate::online_store::encoding::Value;
 
 /// A value as JSON, as Feast's server prints it.
 pub fn value_json(v: &Value) -> serde_json::Value {

@@ -4,7 +4,6 @@ pub use inventory;
 pub use polars::prelude::DataFrame;
 
 pub use crate::definition::*;
-pub use crate::online_store::encoding::{DecodeError, Value, serialize_entity_key};
 
 use chrono::{DateTime, Utc};
 
@@ -25,10 +24,10 @@ macro_rules! from_value {
                 match v {
                     None | Some(Value::Null) => Ok(None),
                     Some(Value::$variant(x)) => Ok(Some(from_value!(@conv x $(, $conv)?))),
-                    Some(other) => Err(DecodeError(format!(
-                        "expected a {} value, found {other:?}",
-                        stringify!($variant)
-                    ))),
+                    Some(other) => Err(DecodeError::WrongType {
+                        expected: stringify!($variant),
+                        found: other.kind_name(),
+                    }),
                 }
             }
         }

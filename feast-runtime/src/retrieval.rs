@@ -10,9 +10,9 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
+use crate::definition::serialize_entity_key;
 use crate::definition::{FeatureViewDef, JoinKeyValue};
 use crate::frame::{self, FrameError, KeyColumn};
-use crate::online_store::encoding::serialize_entity_key;
 
 /// The entity frame's timestamp column, as in Feast.
 pub const ENTITY_TIMESTAMP: &str = "event_timestamp";

@@ -16,9 +16,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 use crate::definition::FeatureViewDef;
+use crate::definition::{Value, entity_key_text};
 use crate::feature_store::{Error, FeatureStore, Result};
 use crate::online_store::OnlineBatch;
-use crate::online_store::encoding::{Value, entity_key_text};
 
 /// What `verify` found for one view.
 #[derive(Debug, Clone, PartialEq)]

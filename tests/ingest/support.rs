@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use feast_runtime::definition::JoinKeyValue;
-use feast_runtime::online_store::encoding::{Value, serialize_entity_key};
+use feast_runtime::definition::{Value, serialize_entity_key};
 use feast_tests::kinesis::aws_env;
 use feast_tests::{Run, TempRepo};
 

@@ -153,7 +153,7 @@ fn validate_checks_feature_store_yaml() {
     assert_eq!(r.code, Some(1), "{}", r.stdout);
     assert_eq!(
         r.stderr,
-        "error: ./feature_store.yaml: online store: redis connection string: unknown option `sll`; expected db, password, username, ssl or ssl_ca_certs\n"
+        "error: ./feature_store.yaml: redis connection string: unknown option `sll`; expected db, password, username, ssl or ssl_ca_certs\n"
     );
 }
 

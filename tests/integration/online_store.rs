@@ -8,8 +8,8 @@ use feast_example_driver_stats::views::driver_hourly_stats;
 use feast_runtime::chrono::{DateTime, TimeZone, Utc};
 use feast_runtime::definition::Entity;
 use feast_runtime::definition::JoinKeyValue;
+use feast_runtime::definition::Value;
 use feast_runtime::feature_store::{FeatureStore, Features, FieldStatus};
-use feast_runtime::online_store::encoding::Value;
 use feast_runtime::polars::prelude::*;
 use feast_tests::redis::RedisServer;
 use feast_tests::{Backend, TempRepo, repo_on, stats_frame, stats_frame_us};
@@ -534,7 +534,7 @@ fn entity_keys_are_those_a_view_holds(backend: Backend) {
     keys.sort();
     let key = |id: i64| {
         let mut k = Vec::new();
-        feast_runtime::online_store::encoding::serialize_entity_key(
+        feast_runtime::definition::serialize_entity_key(
             &mut k,
             &[("driver_id", JoinKeyValue::Int64(id))],
         );
@@ -713,7 +713,7 @@ fn a_created_time_left_by_an_earlier_event_refuses_nothing_on_redis() {
     // newer event: `_ts` moves, `_created` stays.
     let mut c = redis.as_ref().unwrap().client();
     let mut key = Vec::new();
-    feast_runtime::online_store::encoding::serialize_entity_key(
+    feast_runtime::definition::serialize_entity_key(
         &mut key,
         &[("driver_id", JoinKeyValue::Int64(1001))],
     );

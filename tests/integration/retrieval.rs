@@ -3,13 +3,13 @@
 //! writes and pushes.
 
 use feast_runtime::chrono::{TimeZone, Utc};
+use feast_runtime::definition::Value;
 use feast_runtime::definition::{
     DataSourceDef, EntityDef, FeastType, FeatureViewDef, FieldDef, JoinKeyValue, Location,
     SourceKind, ViewKind,
 };
 use feast_runtime::feature_store::{FeatureStore, Features, PushMode};
 use feast_runtime::offline_store;
-use feast_runtime::online_store::encoding::Value;
 use feast_runtime::polars::prelude::*;
 use feast_runtime::retrieval::{self, ViewRequest};
 use feast_tests::{StatsRow, TempRepo, entity_frame, example_config, stats_frame};

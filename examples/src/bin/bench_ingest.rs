@@ -239,7 +239,8 @@ fn pipeline_run(raw: &[RawRecord], batch: usize) -> (f64, f64, usize) {
 /// with keys and values encoded beforehand. In records/s.
 fn bare_sqlite_run(events: &[Event], batch: usize) -> f64 {
     use feast_runtime::definition::JoinKeyValue;
-    use feast_runtime::online_store::encoding::{Value, serialize_entity_key, value_text};
+    use feast_runtime::definition::{Value, serialize_entity_key};
+    use feast_runtime::online_store::sqlite::value_text;
     type Row = (Vec<u8>, [(&'static str, Vec<u8>, Option<String>); 2], i64);
     let batches: Vec<Vec<Row>> = events
         .chunks(batch)

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use feast_example_driver_stats::data;
 use feast_runtime::chrono::{DateTime, Utc};
 use feast_runtime::definition::JoinKeyValue;
+use feast_runtime::definition::{Value, serialize_entity_key};
 use feast_runtime::feature_store::{FeatureStore, Features};
 use feast_runtime::offline_store;
-use feast_runtime::online_store::encoding::{Value, serialize_entity_key, value_text};
+use feast_runtime::online_store::sqlite::value_text;
 use feast_runtime::polars::prelude::*;
 
 const DRIVERS: usize = 10_000;

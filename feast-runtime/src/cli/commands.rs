@@ -321,31 +321,29 @@ fn counts(reg: &Registry) -> String {
 /// sources' Parquet files where they exist.
 fn validate_cmd(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let repo = match Repo::load(&cli.chdir) {
-        Ok(repo) => match crate::online_store::check_config(&repo.config) {
-            Ok(()) => {
-                let o = &repo.config.online_store;
-                let store = match o.store_type {
-                    crate::config::OnlineStoreType::Sqlite => {
-                        format!("sqlite {}", repo.config.sqlite_path())
-                    }
-                    crate::config::OnlineStoreType::Redis => "redis".to_owned(),
-                };
-                writeln!(
-                    out,
-                    "ok      {} (project {}, online store {store})",
-                    crate::config::FILE_NAME,
-                    repo.config.project
-                )?;
-                Some(repo)
+        Ok(repo) => {
+            let checked = crate::online_store::StoreConfig::from_repo(&repo.config)
+                .and_then(|c| c.check().map(|()| c));
+            match checked {
+                Ok(store) => {
+                    writeln!(
+                        out,
+                        "ok      {} (project {}, online store {})",
+                        crate::config::FILE_NAME,
+                        repo.config.project,
+                        store.describe()
+                    )?;
+                    Some(repo)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: {}: {e}",
+                        repo.dir.join(crate::config::FILE_NAME).display()
+                    );
+                    None
+                }
             }
-            Err(e) => {
-                eprintln!(
-                    "error: {}: {e}",
-                    repo.dir.join(crate::config::FILE_NAME).display()
-                );
-                None
-            }
-        },
+        }
         Err(e) => {
             eprintln!("error: {e}");
             None

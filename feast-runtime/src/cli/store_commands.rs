@@ -6,36 +6,32 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use polars::prelude::DataFrame;
 
 use super::Cli;
 use crate::definition::JoinKeyValue;
+use crate::definition::Value;
 use crate::feature_store::{FeatureStore, Features, OnlineResponse, PushMode};
 use crate::json::{feast_json, value_json};
-use crate::online_store::encoding::Value;
 
 pub(super) fn open(cli: &Cli) -> anyhow::Result<FeatureStore> {
     Ok(FeatureStore::open(&cli.chdir)?)
 }
 
-/// `2025-01-01T00:00:00Z`, `2025-01-01 00:00:00`, `2025-01-01` or `now`.
+/// `now`, or a time of the one grammar ([`crate::definition::time`]):
+/// `2025-01-01T00:00:00Z`, `2025-01-01 00:00:00`, `2025-01-01`.
 pub(super) fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
     if s == "now" {
         return Ok(Utc::now());
     }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        return Ok(t.and_utc());
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).context("midnight")?.and_utc());
-    }
-    bail!(
-        "invalid time `{s}`: expected RFC 3339 (2025-01-01T00:00:00Z), a date (2025-01-01) or `now`"
-    )
+    crate::definition::time::parse_us(s)
+        .and_then(DateTime::from_timestamp_micros)
+        .with_context(|| {
+            format!(
+                "invalid time `{s}`: expected RFC 3339 (2025-01-01T00:00:00Z), a date (2025-01-01) or `now`"
+            )
+        })
 }
 
 /// The file formats frames are read from and written to.

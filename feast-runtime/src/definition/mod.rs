@@ -5,13 +5,20 @@
 //! `static` in the user's crate, submitted to `inventory`, and collected into a
 //! [`Registry`](crate::registry::Registry) at start-up.
 
+mod entity_key;
 mod feast_type;
+pub(crate) mod proto;
+pub mod time;
+mod value;
 
 use std::fmt;
 
 use polars::prelude::DataFrame;
 
+pub use entity_key::{entity_key_text, serialize_entity_key};
 pub use feast_type::{FeastType, JoinKey, JoinKeyValue};
+pub use proto::DecodeError;
+pub use value::Value;
 
 /// The error a view function may return, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -364,8 +371,8 @@ pub trait FeatureView: 'static {
     fn make_row(
         key: Self::Key,
         event_ts_us: i64,
-        values: Vec<Option<crate::online_store::encoding::Value>>,
-    ) -> Result<Self::Row, crate::online_store::encoding::DecodeError>;
+        values: Vec<Option<Value>>,
+    ) -> Result<Self::Row, DecodeError>;
 }
 
 /// A feature service type: a unit struct under `#[feature_service]`.

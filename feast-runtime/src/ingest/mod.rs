@@ -5,7 +5,6 @@
 //! behind the `kinesis` feature.
 
 pub mod base64;
-pub mod checkpoint;
 pub mod dead_letter;
 pub mod decode;
 pub mod metrics;

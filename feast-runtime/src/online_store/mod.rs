@@ -5,18 +5,19 @@
 //! never replaces a value with one whose event time is older, comparing event
 //! time, then created time, inside the store's own atomic operation.
 
-pub mod encoding;
+mod config;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod sqlite;
+
+pub use config::{ConfigError, StoreConfig, open};
 
 use std::collections::HashMap;
 
 use polars::prelude::{DataFrame, IdxCa, IdxSize};
 
-use crate::definition::{FeatureViewDef, JoinKeyValue};
+use crate::definition::{FeatureViewDef, JoinKeyValue, Value, serialize_entity_key};
 use crate::frame::{self, FrameError, KeyColumn};
-use encoding::{Value, serialize_entity_key};
 
 /// The rows of one view ready for an online write: one entity per row, the
 /// newest row per entity only, sorted by entity key bytes.
@@ -153,8 +154,6 @@ pub struct WriteStats {
 /// An online store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("online store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
     #[error("online store: cannot open {path}: {source}")]
     Open {
         path: std::path::PathBuf,
@@ -162,58 +161,76 @@ pub enum Error {
         source: rusqlite::Error,
     },
     #[error("online store: {0}")]
-    Decode(#[from] encoding::DecodeError),
+    Sqlite(#[from] rusqlite::Error),
+    /// Redis answered with an error.
+    #[cfg(feature = "redis")]
     #[error("online store: redis: {0}")]
-    Redis(String),
-    /// The store cannot be reached now (a later call may succeed).
+    Redis(#[source] ::redis::RedisError),
+    /// Redis cannot be reached: refused, dropped or timed out.
+    #[cfg(feature = "redis")]
     #[error("online store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] ::redis::RedisError),
+    /// Redis was unreachable a moment ago; the next attempt waits.
+    #[error(
+        "online store unavailable: redis was unreachable; the next connection is tried after {0:?}"
+    )]
+    BackingOff(std::time::Duration),
     #[error("online store: {0}")]
-    Config(String),
+    Decode(#[from] crate::definition::DecodeError),
+    #[error("feature_store.yaml: {0}")]
+    Config(#[from] ConfigError),
+}
+
+#[cfg(feature = "redis")]
+impl From<redis::ConfigError> for Error {
+    fn from(e: redis::ConfigError) -> Self {
+        Error::Config(ConfigError::Redis(e))
+    }
 }
 
 impl Error {
-    /// Whether a later call may succeed: the store was unreachable, busy or
-    /// short of space, rather than misconfigured or holding bad data.
+    /// Whether a later call may succeed, decided where the error arose: the
+    /// store was unreachable, busy, short of space or failing over; not a
+    /// refused password, a value of the wrong type or bad settings, which
+    /// fail the same way however often they are tried.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Error::Sqlite(_) | Error::Redis(_) | Error::Unavailable(_)
-        )
+        use rusqlite::ErrorCode as C;
+        match self {
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::DiskFull
+            ),
+            Error::Sqlite(_) | Error::Open { .. } | Error::Decode(_) | Error::Config(_) => false,
+            #[cfg(feature = "redis")]
+            Error::Redis(e) => matches!(
+                e.kind(),
+                ::redis::ErrorKind::Server(
+                    ::redis::ServerErrorKind::BusyLoading
+                        | ::redis::ServerErrorKind::TryAgain
+                        | ::redis::ServerErrorKind::MasterDown
+                        | ::redis::ServerErrorKind::ClusterDown
+                        | ::redis::ServerErrorKind::ReadOnly
+                )
+            ),
+            #[cfg(feature = "redis")]
+            Error::Unavailable(_) => true,
+            Error::BackingOff(_) => true,
+        }
+    }
+
+    /// Whether the store could not be reached at all (for health checks and
+    /// HTTP 503s), as opposed to answering with an error.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            #[cfg(feature = "redis")]
+            Error::Unavailable(_) => true,
+            Error::BackingOff(_) => true,
+            _ => false,
+        }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Checks the online store's configuration as far as can be done without
-/// connecting or creating anything (`validate`).
-pub fn check_config(config: &crate::config::RepoConfig) -> Result<()> {
-    match config.online_store.store_type {
-        crate::config::OnlineStoreType::Sqlite => Ok(()),
-        #[cfg(feature = "redis")]
-        crate::config::OnlineStoreType::Redis => {
-            let s = config
-                .online_store
-                .connection_string
-                .as_deref()
-                .unwrap_or_default();
-            let spec = redis::ConnectionSpec::parse(s).map_err(Error::Config)?;
-            if let Some(path) = &spec.ssl_ca_certs
-                && let Err(e) = std::fs::metadata(path)
-            {
-                return Err(Error::Config(format!(
-                    "redis connection string: ssl_ca_certs {path:?} cannot be read: {e}"
-                )));
-            }
-            Ok(())
-        }
-        #[cfg(not(feature = "redis"))]
-        crate::config::OnlineStoreType::Redis => Err(Error::Config(
-            "the redis online store is not in this build (enable feast-runtime's `redis` feature)"
-                .into(),
-        )),
-    }
-}
 
 /// A stream position to commit together with a batch's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +247,18 @@ pub struct CheckpointUpdate<'a> {
     pub records: u64,
 }
 
-pub use crate::ingest::checkpoint::Checkpoint;
+/// Where a shard's reading stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The last sequence number whose effects are committed.
+    pub sequence_number: Option<String>,
+    /// The shard is closed and was read to its end.
+    pub finished: bool,
+    /// Records committed so far (dead-lettered ones included): each batch
+    /// adds its count in the transaction that commits it, so the total is
+    /// exactly the records read, once each.
+    pub records: u64,
+}
 
 /// The operations every online store provides.
 pub trait OnlineStore: Send + Sync {

@@ -146,7 +146,7 @@ async fn read<T: Send + 'static>(
 }
 
 fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
-    crate::ingest::decode::parse_time(s)
+    crate::definition::time::parse_us(s)
         .and_then(DateTime::<Utc>::from_timestamp_micros)
         .ok_or_else(|| {
             ApiError::bad_request(format!(

@@ -12,12 +12,35 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::encoding::{Value, write_value_text};
+mod checkpoint;
+mod value_text;
+
+pub use value_text::{python_float_repr, value_text};
+
 use super::{
     Checkpoint, CheckpointUpdate, Error, OnlineBatch, OnlineStore, Result, StoredRow, WriteStats,
 };
-use crate::definition::FeatureViewDef;
-use crate::ingest::checkpoint;
+use crate::definition::{FeatureViewDef, Value};
+use value_text::write_value_text;
+
+/// The SQLite store's settings: `online_store: {type: sqlite, path}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteConfig {
+    /// The database file, relative to the repository (Feast's default
+    /// `data/online.db`).
+    pub path: String,
+}
+
+impl SqliteConfig {
+    /// The `online_store` keys this store takes.
+    pub const KEYS: &'static [&'static str] = &["path"];
+
+    pub fn new(path: Option<&str>) -> SqliteConfig {
+        SqliteConfig {
+            path: path.unwrap_or("data/online.db").to_owned(),
+        }
+    }
+}
 
 /// The SQLite online store.
 #[derive(Debug)]

@@ -1,25 +1,14 @@
-//! Kinesis checkpoints, kept in the embedded store's SQLite database and
+//! Stream checkpoints, kept in the embedded store's SQLite database and
 //! committed in the same transaction as the feature rows they cover: after a
 //! crash a batch is either fully applied with its checkpoint or not at all.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::online_store::Checkpoint;
+
 const TABLE: &str = "feast_rs_kinesis_checkpoints";
 
-/// Where a shard's reading stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// The last sequence number whose effects are committed.
-    pub sequence_number: Option<String>,
-    /// The shard is closed and was read to its end.
-    pub finished: bool,
-    /// Records committed so far (dead-lettered ones included): each batch
-    /// adds its count in the transaction that commits it, so the total is
-    /// exactly the records read, once each.
-    pub records: u64,
-}
-
-pub fn create(conn: &Connection) -> rusqlite::Result<()> {
+pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {TABLE} (
             consumer TEXT NOT NULL,
@@ -34,7 +23,7 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
     ))
 }
 
-pub fn load(
+pub(super) fn load(
     conn: &Connection,
     consumer: &str,
     stream: &str,
@@ -57,7 +46,7 @@ pub fn load(
 /// Records progress over `records` more records; a sequence number never
 /// moves backwards (sequence numbers of one shard compare by length, then
 /// digits).
-pub fn save(
+pub(super) fn save(
     conn: &Connection,
     consumer: &str,
     stream: &str,
