@@ -9,12 +9,12 @@ use polars::prelude::*;
 use crate::config::Repo;
 use crate::definition::Value;
 use crate::definition::{DataSourceDef, FeatureView, FeatureViewDef, SourceKind};
-use crate::frame::FrameError;
 use crate::offline_store;
 use crate::online_store::{self, OnlineBatch, OnlineStore, StoredRow, WriteStats};
 use crate::registry::Registry;
 use crate::retrieval::{self, ViewRequest};
-use crate::validate::{self, TransformError};
+use crate::transform::frame::FrameError;
+use crate::transform::{self, TransformError};
 
 /// A failed `FeatureStore` call; each variant names what was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -303,7 +303,7 @@ impl FeatureStore {
     /// Runs a view's function over rows of its source and checks the output.
     pub fn transform(&self, view: &'static FeatureViewDef, rows: &DataFrame) -> Result<DataFrame> {
         let input =
-            offline_store::conform(rows, &validate::input_schema(view)).map_err(|source| {
+            offline_store::conform(rows, &transform::input_schema(view)).map_err(|source| {
                 Error::Frame {
                     view: view.name.to_owned(),
                     error: source,
@@ -320,8 +320,8 @@ impl FeatureStore {
                 })?;
             }
         }
-        let out = validate::run_transform(view, input)?;
-        let check = validate::check_output(view, &out);
+        let out = transform::run_transform(view, input)?;
+        let check = transform::check_output(view, &out);
         if !check.errors.is_empty() {
             return Err(Error::Output {
                 view: view.name.to_owned(),
@@ -608,9 +608,9 @@ impl FeatureStore {
         filter_by_created_timestamp: bool,
     ) -> Result<DataFrame> {
         let resolved = self.resolve(features)?;
-        crate::frame::check_microseconds(entity_df, retrieval::ENTITY_TIMESTAMP)
+        crate::transform::frame::check_microseconds(entity_df, retrieval::ENTITY_TIMESTAMP)
             .map_err(|e| Error::EntityRows(e.to_string()))?;
-        crate::frame::required_timestamps_us(
+        crate::transform::frame::required_timestamps_us(
             entity_df,
             retrieval::ENTITY_TIMESTAMP,
             "an entity row's timestamp",
@@ -680,7 +680,7 @@ fn filter_time(
     start: i64,
     end: i64,
 ) -> Result<DataFrame, FrameError> {
-    let ts = crate::frame::timestamps_us(df, column)?;
+    let ts = crate::transform::frame::timestamps_us(df, column)?;
     let mask: BooleanChunked = ts
         .iter()
         .map(|t| t.is_some_and(|t| t >= start && t <= end))

@@ -146,7 +146,7 @@ pub fn frame(
         })?;
         let values = array_of_len(values, &format!("df.{name}"), &mut height, "columns")?;
         columns.push(
-            crate::ingest::decode::column_from_json(field.name, field.dtype, values)
+            crate::transform::column::column_from_json(field.name, field.dtype, values)
                 .map_err(|e| format!("df.{e}"))?,
         );
     }

@@ -24,7 +24,6 @@ pub mod cli;
 pub mod config;
 pub mod definition;
 pub mod feature_store;
-pub mod frame;
 pub mod ingest;
 pub mod json;
 pub mod offline_store;
@@ -33,7 +32,7 @@ pub mod registry;
 pub mod retrieval;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod validate;
+pub mod transform;
 pub mod verify;
 
 #[doc(hidden)]

@@ -16,7 +16,7 @@ use polars_io::parquet::read::ParquetReader;
 use polars_io::parquet::write::ParquetWriter;
 
 use crate::definition::{DataSourceDef, FieldDef, SourceKind};
-use crate::frame::{self, FrameError};
+use crate::transform::frame::{self, FrameError};
 
 /// An offline store failure.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use polars::prelude::*;
 
 use crate::definition::serialize_entity_key;
 use crate::definition::{FeatureViewDef, JoinKeyValue};
-use crate::frame::{self, FrameError, KeyColumn};
+use crate::transform::frame::{self, FrameError, KeyColumn};
 
 /// The entity frame's timestamp column, as in Feast.
 pub const ENTITY_TIMESTAMP: &str = "event_timestamp";

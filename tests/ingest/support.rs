@@ -422,7 +422,8 @@ impl Repo {
             );
             let value = (
                 v["reason"].as_str().unwrap().to_owned(),
-                feast_runtime::ingest::base64::decode(v["data_base64"].as_str().unwrap()).unwrap(),
+                feast_runtime::transform::base64::decode(v["data_base64"].as_str().unwrap())
+                    .unwrap(),
             );
             assert!(
                 out.insert(key.clone(), value).is_none(),

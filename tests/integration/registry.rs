@@ -3,7 +3,7 @@ use feast_runtime::definition::{
     FeatureViewDef, FieldDef, Location, RecordFormat, SourceKind, ViewKind,
 };
 use feast_runtime::registry::Registry;
-use feast_runtime::validate;
+use feast_runtime::transform;
 
 #[test]
 fn example_registers_exactly_its_definitions() {
@@ -145,7 +145,7 @@ fn example_definitions_carry_their_arguments() {
 fn example_view_functions_produce_their_declared_schema() {
     let reg = Registry::load().unwrap();
     for view in reg.feature_views() {
-        let report = validate::check_view(view);
+        let report = transform::check_view(view);
         assert!(
             report.errors.is_empty(),
             "{}: {:?}",
@@ -178,7 +178,7 @@ fn stream_view_computes_percentages() {
         ],
     )
     .unwrap();
-    let out = validate::run_transform(view, df).unwrap();
+    let out = transform::run_transform(view, df).unwrap();
     assert_eq!(
         out.get_column_names(),
         [

@@ -9,7 +9,7 @@ use feast_runtime::chrono::{DateTime, TimeZone, Utc};
 use feast_runtime::definition::{Entity, FeastType, FieldDef, SourceKind, ViewKind};
 use feast_runtime::prelude::*;
 use feast_runtime::registry::Registry;
-use feast_runtime::validate;
+use feast_runtime::transform;
 
 // The generated code can reach the runtime through a path of the user's choosing.
 pub use feast_runtime as renamed;
@@ -185,8 +185,8 @@ fn view_functions_have_polars_expressions_at_hand() {
     )
     .unwrap();
     let input = feast_runtime::offline_store::conform(&df, &view.input_schema()).unwrap();
-    let out = validate::run_transform(view, input).unwrap();
-    let check = validate::check_output(view, &out);
+    let out = transform::run_transform(view, input).unwrap();
+    let check = transform::check_output(view, &out);
     assert!(check.errors.is_empty(), "{:?}", check.errors);
     let f64s =
         |c: &str| -> Vec<Option<f64>> { out.column(c).unwrap().f64().unwrap().iter().collect() };
@@ -369,7 +369,7 @@ fn these_definitions_form_a_valid_registry() {
         ["merchant_amounts", "merchant_habits", "order_features"]
     );
     for v in reg.feature_views() {
-        let report = validate::check_view(v);
+        let report = transform::check_view(v);
         assert!(report.errors.is_empty(), "{}: {:?}", v.name, report.errors);
     }
 }
@@ -378,7 +378,7 @@ fn these_definitions_form_a_valid_registry() {
 fn a_user_error_type_comes_back_boxed() {
     // Without the `amount` column the function fails; the wrapper boxes the error.
     let view = <orders as FeatureView>::DEF;
-    let err = validate::run_transform(view, DataFrame::empty()).unwrap_err();
+    let err = transform::run_transform(view, DataFrame::empty()).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.starts_with("the function of view `order_features` returned an error: 0 rows: "),

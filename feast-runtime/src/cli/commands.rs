@@ -10,7 +10,6 @@ use crate::config::Repo;
 use crate::definition::{FieldDef, RecordFormat, SourceKind};
 use crate::registry::Registry;
 use crate::registry::snapshot::{Action, Snapshot};
-use crate::validate;
 
 pub(super) fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     match &cli.command {
@@ -256,7 +255,7 @@ fn check_all(out: &mut impl Write) -> anyhow::Result<Option<Registry>> {
     };
     let mut failed = 0;
     for v in reg.feature_views() {
-        let report = validate::check_view(v);
+        let report = crate::transform::check_view(v);
         if report.errors.is_empty() {
             writeln!(
                 out,

@@ -70,7 +70,7 @@ impl DeadLetterSink {
                     "shard_id": l.shard,
                     "sequence_number": l.sequence_number,
                     "reason": l.reason,
-                    "data_base64": super::base64::encode(l.data),
+                    "data_base64": crate::transform::base64::encode(l.data),
                 }),
             )
             .map_err(std::io::Error::other)?;

@@ -4,7 +4,6 @@
 //! the dead-letter sink, metrics) are always built; the Kinesis consumer is
 //! behind the `kinesis` feature.
 
-pub mod base64;
 pub mod dead_letter;
 pub mod decode;
 pub mod metrics;

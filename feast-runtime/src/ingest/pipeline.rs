@@ -281,8 +281,10 @@ impl Pipeline {
                 }
             }
         }
-        let mut letters: Vec<(usize, String)> =
-            rejected.into_iter().map(|r| (r.index, r.reason)).collect();
+        let mut letters: Vec<(usize, String)> = rejected
+            .into_iter()
+            .map(|r| (r.index, r.reason.to_string()))
+            .collect();
 
         // Every view runs, so that a record its function fails on is caught
         // whatever is written (it would fail again at materialization).

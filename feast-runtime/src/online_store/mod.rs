@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use polars::prelude::{DataFrame, IdxCa, IdxSize};
 
 use crate::definition::{FeatureViewDef, JoinKeyValue, Value, serialize_entity_key};
-use crate::frame::{self, FrameError, KeyColumn};
+use crate::transform::frame::{self, FrameError, KeyColumn};
 
 /// The rows of one view ready for an online write: one entity per row, the
 /// newest row per entity only, sorted by entity key bytes.

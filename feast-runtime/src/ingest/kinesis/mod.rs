@@ -341,7 +341,7 @@ fn plan(store: &FeatureStore, views: &[String]) -> Result<SourcePlan, Error> {
         return Err(Error::NoViews);
     }
     for &view in &selected {
-        let report = crate::validate::check_view(view);
+        let report = crate::transform::check_view(view);
         if !report.errors.is_empty() {
             return Err(Error::Invalid {
                 view: view.name,

@@ -1,12 +1,18 @@
-//! Running view functions and checking what they return against what the
-//! view declares. `validate` runs each function on an empty frame built from
-//! its source's schema, so a mismatch shows before any record is ingested.
+//! Polars frames in and out of the views: typed columns from JSON
+//! ([`column`]), typed values from frames ([`frame`]), and running view
+//! functions, checking what they return against what the view declares.
+//! `validate` runs each function on an empty frame built from its source's
+//! schema, so a mismatch shows before any record is ingested.
+
+pub mod base64;
+pub mod column;
+pub mod frame;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use polars::prelude::{DataFrame, DataType};
 
-pub use crate::frame::empty_frame;
+pub use frame::empty_frame;
 
 use crate::definition::{BoxError, FeastType, FeatureViewDef, FieldDef};
 
