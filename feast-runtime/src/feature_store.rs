@@ -9,10 +9,10 @@ use polars::prelude::*;
 use crate::config::Repo;
 use crate::definition::Value;
 use crate::definition::{DataSourceDef, FeatureView, FeatureViewDef, SourceKind};
-use crate::offline_store;
+use crate::offline_store::retrieval::{self, ViewRequest};
+use crate::offline_store::{self, OfflineStore};
 use crate::online_store::{self, OnlineBatch, OnlineStore, StoredRow, WriteStats};
 use crate::registry::Registry;
-use crate::retrieval::{self, ViewRequest};
 use crate::transform::frame::FrameError;
 use crate::transform::{self, TransformError};
 
@@ -148,6 +148,7 @@ pub struct FeatureStore {
     repo: Repo,
     registry: Registry,
     online: Box<dyn OnlineStore>,
+    offline: Box<dyn OfflineStore>,
 }
 
 impl std::fmt::Debug for FeatureStore {
@@ -169,10 +170,12 @@ impl FeatureStore {
     /// Opens the configured online store for `registry`.
     pub fn with_registry(repo: Repo, registry: Registry) -> Result<FeatureStore> {
         let online = online_store::open(&repo)?;
+        let offline = offline_store::open(&repo);
         Ok(FeatureStore {
             repo,
             registry,
             online,
+            offline,
         })
     }
 
@@ -196,6 +199,10 @@ impl FeatureStore {
 
     pub fn online_store(&self) -> &dyn OnlineStore {
         self.online.as_ref()
+    }
+
+    pub fn offline_store(&self) -> &dyn OfflineStore {
+        self.offline.as_ref()
     }
 
     pub fn view(&self, name: &str) -> Result<&'static FeatureViewDef> {
@@ -243,10 +250,10 @@ impl FeatureStore {
     /// must match the source's as a set). Returns the file written.
     pub fn write_to_offline_store(&self, view: &str, df: &DataFrame) -> Result<PathBuf> {
         let view = self.view(view)?;
-        let batch = offline_store::batch_of(view.source);
+        let batch = view.source.offline_source();
         let df = offline_store::check_columns(batch, df)?;
         let name = format!("write-{}", unique_suffix());
-        Ok(offline_store::append(&self.repo.dir, batch, &df, &name)?)
+        Ok(self.offline.append(batch, &df, &name)?)
     }
 
     /// The push source named `name`.
@@ -276,7 +283,7 @@ impl FeatureStore {
         to: PushMode,
     ) -> Result<Vec<(String, WriteStats)>> {
         let source = self.push_source(push_source)?;
-        let batch_source = offline_store::batch_of(source);
+        let batch_source = source.offline_source();
         let rows = offline_store::check_columns(batch_source, df)?;
         let mut stats = Vec::new();
         if matches!(to, PushMode::Online | PushMode::OnlineAndOffline) {
@@ -290,24 +297,18 @@ impl FeatureStore {
             }
         }
         if matches!(to, PushMode::Offline | PushMode::OnlineAndOffline) {
-            offline_store::append(
-                &self.repo.dir,
-                batch_source,
-                &rows,
-                &format!("push-{}", unique_suffix()),
-            )?;
+            self.offline
+                .append(batch_source, &rows, &format!("push-{}", unique_suffix()))?;
         }
         Ok(stats)
     }
 
     /// Runs a view's function over rows of its source and checks the output.
     pub fn transform(&self, view: &'static FeatureViewDef, rows: &DataFrame) -> Result<DataFrame> {
-        let input =
-            offline_store::conform(rows, &transform::input_schema(view)).map_err(|source| {
-                Error::Frame {
-                    view: view.name.to_owned(),
-                    error: source,
-                }
+        let input = crate::transform::frame::conform(rows, &transform::input_schema(view))
+            .map_err(|source| Error::Frame {
+                view: view.name.to_owned(),
+                error: source,
             })?;
         // Keep columns the input schema does not name (a batch source's extra
         // columns, such as its created timestamp).
@@ -334,8 +335,8 @@ impl FeatureStore {
     /// A view's feature rows over its offline data: the batch source's rows
     /// through the view's function.
     pub fn offline_rows(&self, view: &'static FeatureViewDef) -> Result<DataFrame> {
-        let source: &'static DataSourceDef = offline_store::batch_of(view.source);
-        let raw = offline_store::read(&self.repo.dir, source)?;
+        let source: &'static DataSourceDef = view.source.offline_source();
+        let raw = self.offline.read(source)?;
         self.transform(view, &raw)
     }
 

@@ -29,7 +29,6 @@ pub mod json;
 pub mod offline_store;
 pub mod online_store;
 pub mod registry;
-pub mod retrieval;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod transform;

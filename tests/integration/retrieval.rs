@@ -10,8 +10,8 @@ use feast_runtime::definition::{
 };
 use feast_runtime::feature_store::{FeatureStore, Features, PushMode};
 use feast_runtime::offline_store;
+use feast_runtime::offline_store::retrieval::{self, ViewRequest};
 use feast_runtime::polars::prelude::*;
-use feast_runtime::retrieval::{self, ViewRequest};
 use feast_tests::{StatsRow, TempRepo, entity_frame, example_config, stats_frame};
 
 const T0: i64 = 1_736_467_200; // 2025-01-10T00:00:00Z

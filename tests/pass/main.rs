@@ -184,7 +184,7 @@ fn view_functions_have_polars_expressions_at_hand() {
         "flags" => [None::<Series>, None, None, None],
     )
     .unwrap();
-    let input = feast_runtime::offline_store::conform(&df, &view.input_schema()).unwrap();
+    let input = feast_runtime::transform::frame::conform(&df, &view.input_schema()).unwrap();
     let out = transform::run_transform(view, input).unwrap();
     let check = transform::check_output(view, &out);
     assert!(check.errors.is_empty(), "{:?}", check.errors);

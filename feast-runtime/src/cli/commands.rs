@@ -351,6 +351,7 @@ fn validate_cmd(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let reg = check_all(out)?;
     let mut files_ok = true;
     if let (Some(repo), Some(reg)) = (&repo, &reg) {
+        let offline = crate::offline_store::open(repo);
         for source in reg
             .data_sources()
             .filter(|s| matches!(s.kind, SourceKind::File { .. }))
@@ -359,7 +360,7 @@ fn validate_cmd(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
                 SourceKind::File { path, .. } => path,
                 _ => "",
             };
-            match crate::offline_store::check_schema(&repo.dir, source)? {
+            match offline.check_schema(source)? {
                 None => writeln!(
                     out,
                     "-       batch source {}: no files at {path} yet, not checked",

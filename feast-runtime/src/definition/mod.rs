@@ -147,6 +147,12 @@ impl DataSourceDef {
         }
     }
 
+    /// The file source whose files hold this source's rows: itself for a
+    /// file source, its `batch_source` for a stream source.
+    pub fn offline_source(&'static self) -> &'static DataSourceDef {
+        self.batch_source().unwrap_or(self)
+    }
+
     /// The columns declared `NOT NULL`, as sent (before `field_mapping`).
     pub fn not_null_columns(&self) -> &'static [&'static str] {
         match self.kind {

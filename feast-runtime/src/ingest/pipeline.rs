@@ -164,7 +164,7 @@ impl Pipeline {
                 .join(format!("{}.ndjson", source.name)),
         );
         let consumer = store.project().to_owned();
-        let batch_schema = offline_store::batch_of(source).schema();
+        let batch_schema = source.offline_source().schema();
         Pipeline {
             store,
             source,
@@ -222,9 +222,9 @@ impl Pipeline {
         if !self.writes_offline() {
             return Ok(0);
         }
-        let batch_source = offline_store::batch_of(self.source);
+        let batch_source = self.source.offline_source();
         let prefix = offline_file_prefix(stream, shard);
-        let removed = offline_store::remove_files(self.store.repo_dir(), batch_source, |name| {
+        let removed = self.store.offline_store().remove(batch_source, &|name| {
             let Some((first, _last)) = name
                 .strip_prefix(&prefix)
                 .and_then(|rest| rest.strip_suffix(".parquet"))
@@ -262,12 +262,13 @@ impl Pipeline {
             .decode(records.iter().map(|r| r.data.as_slice()));
         // The batch source's columns and types: what the offline store keeps
         // and what a view function sees on every path.
-        let rows = offline_store::conform(&decoded, &self.batch_schema).map_err(|error| {
-            offline_store::Error::Frame {
-                source_name: offline_store::batch_of(self.source).name,
-                error,
-            }
-        })?;
+        let rows =
+            crate::transform::frame::conform(&decoded, &self.batch_schema).map_err(|error| {
+                offline_store::Error::Frame {
+                    source_name: self.source.offline_source().name,
+                    error,
+                }
+            })?;
         drop(decoded);
         // The record behind each decoded row.
         let mut record_of: Vec<usize> = Vec::with_capacity(rows.height());
@@ -465,7 +466,7 @@ impl Pipeline {
         let (Some(&first), Some(&last)) = (kept.first(), kept.last()) else {
             return Ok(());
         };
-        let batch_source = offline_store::batch_of(self.source);
+        let batch_source = self.source.offline_source();
         let frame_err = |error| offline_store::Error::Frame {
             source_name: batch_source.name,
             error,
@@ -483,7 +484,9 @@ impl Pipeline {
             records[record_of[first]].sequence_number,
             records[record_of[last]].sequence_number,
         );
-        offline_store::append(self.store.repo_dir(), batch_source, &log, &name)?;
+        self.store
+            .offline_store()
+            .append(batch_source, &log, &name)?;
         Ok(())
     }
 }

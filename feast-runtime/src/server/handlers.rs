@@ -218,7 +218,7 @@ pub(crate) async fn push(
     blocking(&state, move |store| {
         let mode: PushMode = req.to.parse().map_err(ApiError::bad_request)?;
         let source = store.push_source(&req.push_source_name)?;
-        let schema = offline_store::batch_of(source).schema();
+        let schema = source.offline_source().schema();
         let df = json::frame(&req.df, &schema).map_err(ApiError::bad_request)?;
         store.push(&req.push_source_name, &df, mode)?;
         Ok(())

@@ -352,3 +352,21 @@ pub fn empty_frame(schema: &[FieldDef]) -> DataFrame {
         .collect();
     DataFrame::new(0, columns).unwrap_or_else(|_| DataFrame::empty())
 }
+
+/// Selects `schema`'s columns in order, cast to their declared types; a column
+/// the frame lacks becomes all nulls.
+pub fn conform(df: &DataFrame, schema: &[FieldDef]) -> Result<DataFrame, FrameError> {
+    let height = df.height();
+    let mut cols = Vec::with_capacity(schema.len());
+    for f in schema {
+        match df.column(f.name) {
+            Ok(c) => cols.push(cast_to(c, f.dtype)?),
+            Err(_) => cols.push(Column::full_null(
+                PlSmallStr::from_static(f.name),
+                height,
+                &f.dtype.dtype(),
+            )),
+        }
+    }
+    Ok(DataFrame::new(height, cols)?)
+}
