@@ -25,14 +25,12 @@ pub mod config;
 pub mod definition;
 pub mod feature_store;
 pub mod ingest;
-pub mod json;
 pub mod offline_store;
 pub mod online_store;
 pub mod registry;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod transform;
-pub mod verify;
 
 #[doc(hidden)]
 #[path = "private.rs"]

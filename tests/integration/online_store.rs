@@ -503,7 +503,7 @@ fn event_times_come_back_at_the_stores_precision(backend: Backend) {
         Backend::Redis => (T * 1_000_000 + 123_456, "2025-01-01T12:00:00.123456Z"),
     };
     assert_eq!(r.columns[1].event_timestamps_us, [us]);
-    let json = feast_runtime::json::feast_json(&r);
+    let json = feast_runtime::feature_store::json::feast_json(&r);
     assert_eq!(json["results"][1]["event_timestamps"][0], text);
     assert_eq!(
         json["results"][0]["event_timestamps"][0],

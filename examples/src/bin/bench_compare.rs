@@ -102,7 +102,11 @@ fn main() -> ExitCode {
             let r = store
                 .get_online_features(&Features::Refs(&FEATURES), &[("driver_id", ids)], false)
                 .unwrap();
-            std::fs::write(arg(4), feast_runtime::json::feast_json(&r).to_string()).unwrap();
+            std::fs::write(
+                arg(4),
+                feast_runtime::feature_store::json::feast_json(&r).to_string(),
+            )
+            .unwrap();
             serde_json::json!({"drivers": count})
         }
         other => panic!("unknown workload `{other}`"),

@@ -13,7 +13,7 @@ mod ingest_commands;
 mod serve_command;
 mod store_commands;
 
-pub use crate::json::{feast_json, value_json};
+pub use crate::feature_store::json::{feast_json, value_json};
 
 use std::io::{self, Write};
 use std::path::PathBuf;

@@ -12,8 +12,8 @@ use polars::prelude::DataFrame;
 use super::Cli;
 use crate::definition::JoinKeyValue;
 use crate::definition::Value;
+use crate::feature_store::json::{feast_json, value_json};
 use crate::feature_store::{FeatureStore, Features, OnlineResponse, PushMode};
-use crate::json::{feast_json, value_json};
 
 pub(super) fn open(cli: &Cli) -> anyhow::Result<FeatureStore> {
     Ok(FeatureStore::open(&cli.chdir)?)

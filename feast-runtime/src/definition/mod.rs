@@ -281,6 +281,17 @@ impl FeatureViewDef {
         out
     }
 
+    /// Whether a value of event time `event_us` is within the view's ttl
+    /// at `now_us` (both microseconds); a view without ttl never expires.
+    /// The one ttl rule of online reads, typed reads and `verify`.
+    pub fn is_fresh(&self, event_us: i64, now_us: i64) -> bool {
+        self.ttl_seconds == 0
+            || now_us.saturating_sub(event_us)
+                <= i64::try_from(self.ttl_seconds)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1_000_000)
+    }
+
     pub fn feature(&self, name: &str) -> Option<&'static FieldDef> {
         self.schema.iter().find(|f| f.name == name)
     }

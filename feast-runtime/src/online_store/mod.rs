@@ -6,6 +6,7 @@
 //! time, then created time, inside the store's own atomic operation.
 
 mod config;
+pub mod read;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod sqlite;

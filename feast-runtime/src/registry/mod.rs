@@ -391,4 +391,7 @@ fn names(columns: &[FieldDef]) -> String {
         .join(", ")
 }
 
+pub mod refs;
 pub mod snapshot;
+
+pub use refs::{Features, ResolveError, Resolved};

@@ -14,8 +14,9 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::definition::{FeastType, FieldDef};
+use crate::feature_store::json;
 use crate::feature_store::{self, FeatureStore, Features, PushMode};
-use crate::{json, offline_store};
+use crate::offline_store;
 
 /// An error response: a status and `{"detail": "..."}`.
 #[derive(Debug)]
@@ -52,18 +53,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<json::RequestError> for ApiError {
+    fn from(e: json::RequestError) -> ApiError {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
 impl From<feature_store::Error> for ApiError {
     fn from(e: feature_store::Error) -> ApiError {
+        use crate::online_store::read::ReadError;
+        use crate::registry::ResolveError as R;
         use feature_store::Error as E;
         match e {
-            E::UnknownView { .. }
-            | E::UnknownFeature { .. }
-            | E::UnknownService { .. }
-            | E::UnknownPushSource { .. } => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
-            E::BadReference(_)
-            | E::AmbiguousFeature { .. }
+            E::Resolve(R::BadReference(_)) => ApiError::bad_request(e.to_string()),
+            E::Resolve(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            E::AmbiguousFeature { .. }
             | E::Frame { .. }
             | E::EntityRows(_)
+            | E::Retrieval(_)
+            | E::Read(ReadError::Lengths { .. } | ReadError::MissingJoinKey { .. })
             | E::Transform(_)
             | E::Output { .. }
             | E::Offline(
@@ -72,7 +80,7 @@ impl From<feature_store::Error> for ApiError {
             E::Offline(offline_store::Error::Missing { .. }) => {
                 ApiError::new(StatusCode::NOT_FOUND, e.to_string())
             }
-            E::Online(ref o) if o.is_transient() => {
+            E::Online(ref o) | E::Read(ReadError::Store(ref o)) if o.is_transient() => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
             other => ApiError::internal(other),
@@ -190,7 +198,7 @@ pub(crate) async fn get_online_features(
                 ));
             }
         };
-        let rows = json::entity_rows(store, &req.entities).map_err(ApiError::bad_request)?;
+        let rows = json::entity_rows(store, &req.entities)?;
         let response = store.get_online_features(&features, &rows, req.full_feature_names)?;
         serde_json::to_vec(&json::feast_json(&response)).map_err(ApiError::internal)
     })
@@ -219,7 +227,7 @@ pub(crate) async fn push(
         let mode: PushMode = req.to.parse().map_err(ApiError::bad_request)?;
         let source = store.push_source(&req.push_source_name)?;
         let schema = source.offline_source().schema();
-        let df = json::frame(&req.df, &schema).map_err(ApiError::bad_request)?;
+        let df = json::frame(&req.df, &schema)?;
         store.push(&req.push_source_name, &df, mode)?;
         Ok(())
     })
@@ -247,7 +255,7 @@ pub(crate) async fn write_to_online_store(
                 dtype: FeastType::UnixTimestamp,
             });
         }
-        let df = json::frame(&req.df, &schema).map_err(ApiError::bad_request)?;
+        let df = json::frame(&req.df, &schema)?;
         store.write_to_online_store(&req.feature_view_name, &df)?;
         Ok(())
     })

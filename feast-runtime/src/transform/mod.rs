@@ -62,11 +62,35 @@ pub fn input_schema(view: &FeatureViewDef) -> Vec<FieldDef> {
     schema
 }
 
+/// One way a function's output differs from the view's declaration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OutputProblem {
+    #[error("output column `{column}` ({expected}) is missing")]
+    Missing {
+        column: &'static str,
+        expected: FeastType,
+    },
+    #[error("output column `{column}` is {got}, but the view declares {expected} ({})", expected.dtype())]
+    WrongType {
+        column: &'static str,
+        got: DataType,
+        expected: FeastType,
+    },
+    #[error(
+        "output column `{column}` (UnixTimestamp) is missing: it is the source's created timestamp, which settles events with the same event time on every path (online, materialization, training data); keep it in the output"
+    )]
+    CreatedMissing { column: &'static str },
+    #[error(
+        "output column `{column}` (the source's created timestamp) is {got}, not UnixTimestamp"
+    )]
+    CreatedWrongType { column: &'static str, got: DataType },
+}
+
 /// How a function's output differs from the view's declaration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutputCheck {
     /// Missing or mistyped columns: the output cannot be stored.
-    pub errors: Vec<String>,
+    pub errors: Vec<OutputProblem>,
     /// Columns the view does not declare (other than the source's created
     /// timestamp, which is kept); they are dropped before writing.
     pub extra: Vec<String>,
@@ -78,29 +102,32 @@ pub fn check_output(view: &FeatureViewDef, df: &DataFrame) -> OutputCheck {
     let expected = view.output_schema();
     let schema = df.schema();
     for f in &expected {
-        let want = f.dtype.dtype();
         match schema.get(f.name) {
-            None => check.errors.push(format!(
-                "output column `{}` ({}) is missing",
-                f.name, f.dtype
-            )),
-            Some(got) if !same_dtype(got, &want) => check.errors.push(format!(
-                "output column `{}` is {got}, but the view declares {} ({want})",
-                f.name, f.dtype
-            )),
+            None => check.errors.push(OutputProblem::Missing {
+                column: f.name,
+                expected: f.dtype,
+            }),
+            Some(got) if !same_dtype(got, &f.dtype.dtype()) => {
+                check.errors.push(OutputProblem::WrongType {
+                    column: f.name,
+                    got: got.clone(),
+                    expected: f.dtype,
+                });
+            }
             Some(_) => {}
         }
     }
     let created = view.source.created_timestamp_field();
     if let Some(c) = created {
         match schema.get(c) {
-            None => check.errors.push(format!(
-                "output column `{c}` (UnixTimestamp) is missing: it is the source's created timestamp, which settles events with the same event time on every path (online, materialization, training data); keep it in the output"
-            )),
+            None => check
+                .errors
+                .push(OutputProblem::CreatedMissing { column: c }),
             Some(got) if !same_dtype(got, &FeastType::UnixTimestamp.dtype()) => {
-                check.errors.push(format!(
-                    "output column `{c}` (the source's created timestamp) is {got}, not UnixTimestamp"
-                ));
+                check.errors.push(OutputProblem::CreatedWrongType {
+                    column: c,
+                    got: got.clone(),
+                });
             }
             Some(_) => {}
         }
@@ -121,11 +148,20 @@ fn same_dtype(got: &DataType, want: &DataType) -> bool {
     }
 }
 
+/// What is wrong with a view found by running it on an empty frame.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewProblem {
+    #[error(transparent)]
+    Output(OutputProblem),
+    #[error(transparent)]
+    Failed(TransformError),
+}
+
 /// The outcome of `validate` for one view.
 #[derive(Debug)]
 pub struct ViewReport {
     pub view: &'static FeatureViewDef,
-    pub errors: Vec<String>,
+    pub errors: Vec<ViewProblem>,
     pub extra: Vec<String>,
 }
 
@@ -137,13 +173,13 @@ pub fn check_view(view: &'static FeatureViewDef) -> ViewReport {
             let c = check_output(view, &out);
             ViewReport {
                 view,
-                errors: c.errors,
+                errors: c.errors.into_iter().map(ViewProblem::Output).collect(),
                 extra: c.extra,
             }
         }
         Err(e) => ViewReport {
             view,
-            errors: vec![e.to_string()],
+            errors: vec![ViewProblem::Failed(e)],
             extra: Vec::new(),
         },
     }

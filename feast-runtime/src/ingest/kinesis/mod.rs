@@ -111,11 +111,14 @@ pub enum Error {
         "--only offline logs the records of stream views with `offline = true`, and none of the views to ingest ({0}) has it"
     )]
     NothingOffline(String),
-    #[error("feature view `{view}` ({location}) fails validation: {problems}")]
+    #[error(
+        "feature view `{view}` ({location}) fails validation: {}",
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
     Invalid {
         view: &'static str,
-        location: String,
-        problems: String,
+        location: crate::definition::Location,
+        problems: Vec<crate::transform::ViewProblem>,
     },
     /// No credentials in aws-config's chain; says what to set.
     #[error("{0}")]
@@ -345,8 +348,8 @@ fn plan(store: &FeatureStore, views: &[String]) -> Result<SourcePlan, Error> {
         if !report.errors.is_empty() {
             return Err(Error::Invalid {
                 view: view.name,
-                location: view.location.to_string(),
-                problems: report.errors.join("; "),
+                location: view.location,
+                problems: report.errors,
             });
         }
     }

@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use polars::prelude::{Column, DataFrame};
 
-use crate::definition::Value;
-use crate::definition::{FeastType, FieldDef, JoinKeyValue};
+use crate::definition::{FeastType, FieldDef, JoinKeyValue, Value};
 use crate::feature_store::{FeatureStore, OnlineResponse};
+use crate::transform::column::{ColumnError, column_from_json};
 
 /// A value as JSON, as Feast's server prints it.
 pub fn value_json(v: &Value) -> serde_json::Value {
@@ -51,15 +51,52 @@ pub fn feast_json(r: &OnlineResponse) -> serde_json::Value {
     })
 }
 
+/// A request body that does not fit Feast's shapes; each names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("`entities` is empty; expected {{\"join_key\": [values]}}")]
+    NoEntities,
+    #[error("no entity has the join key `{key}`; join keys: {}", join_keys.join(", "))]
+    UnknownJoinKey {
+        key: String,
+        join_keys: Vec<&'static str>,
+    },
+    #[error("{path}: expected an array of values")]
+    NotAnArray { path: String },
+    #[error("{path} has {found} values, but the other {others} have {expected}")]
+    Length {
+        path: String,
+        found: usize,
+        others: &'static str,
+        expected: usize,
+    },
+    #[error("entities.{key}[{row}]: expected {expected}, found {found}")]
+    JoinKey {
+        key: String,
+        row: usize,
+        expected: FeastType,
+        found: serde_json::Value,
+    },
+    #[error("df: unknown column `{name}`; expected columns: {}", expected.join(", "))]
+    UnknownColumn {
+        name: String,
+        expected: Vec<&'static str>,
+    },
+    #[error("df.{0}")]
+    Column(#[source] ColumnError),
+    #[error("df: {0}")]
+    Frame(#[source] polars::prelude::PolarsError),
+}
+
 /// Entity rows from Feast's `entities` object (`{"driver_id": [1001, 1002]}`),
 /// each join key's values read as its entity's type. The strings of string
 /// and bytes keys are borrowed from `entities`.
 pub fn entity_rows<'a>(
     store: &FeatureStore,
     entities: &'a serde_json::Map<String, serde_json::Value>,
-) -> Result<Vec<(&'a str, Vec<JoinKeyValue<'a>>)>, String> {
+) -> Result<Vec<(&'a str, Vec<JoinKeyValue<'a>>)>, RequestError> {
     if entities.is_empty() {
-        return Err("`entities` is empty; expected {\"join_key\": [values]}".into());
+        return Err(RequestError::NoEntities);
     }
     let mut rows = Vec::with_capacity(entities.len());
     let mut len = None;
@@ -68,23 +105,20 @@ pub fn entity_rows<'a>(
             .registry()
             .entities()
             .find(|e| e.join_key == key)
-            .ok_or_else(|| {
-                let keys: Vec<&str> = store.registry().entities().map(|e| e.join_key).collect();
-                format!(
-                    "no entity has the join key `{key}`; join keys: {}",
-                    keys.join(", ")
-                )
+            .ok_or_else(|| RequestError::UnknownJoinKey {
+                key: key.clone(),
+                join_keys: store.registry().entities().map(|e| e.join_key).collect(),
             })?;
-        let values = array_of_len(values, &format!("entities.{key}"), &mut len, "join keys")?;
+        let values = array_of_len(values, || format!("entities.{key}"), &mut len, "join keys")?;
         let parsed = values
             .iter()
             .enumerate()
-            .map(|(i, v)| {
-                let wrong = || {
-                    format!(
-                        "entities.{key}[{i}]: expected {}, found {v}",
-                        entity.value_type
-                    )
+            .map(|(row, v)| {
+                let wrong = || RequestError::JoinKey {
+                    key: key.clone(),
+                    row,
+                    expected: entity.value_type,
+                    found: v.clone(),
                 };
                 Ok(match entity.value_type {
                     FeastType::Int64 => JoinKeyValue::Int64(v.as_i64().ok_or_else(wrong)?),
@@ -99,7 +133,7 @@ pub fn entity_rows<'a>(
                     _ => JoinKeyValue::String(v.as_str().ok_or_else(wrong)?),
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, RequestError>>()?;
         rows.push((key.as_str(), parsed));
     }
     Ok(rows)
@@ -109,19 +143,21 @@ pub fn entity_rows<'a>(
 /// (`len`, set by the first).
 fn array_of_len<'v>(
     value: &'v serde_json::Value,
-    path: &str,
+    path: impl Fn() -> String,
     len: &mut Option<usize>,
-    others: &str,
-) -> Result<&'v Vec<serde_json::Value>, String> {
+    others: &'static str,
+) -> Result<&'v Vec<serde_json::Value>, RequestError> {
     let values = value
         .as_array()
-        .ok_or_else(|| format!("{path}: expected an array of values"))?;
+        .ok_or_else(|| RequestError::NotAnArray { path: path() })?;
     let expected = *len.get_or_insert(values.len());
     if expected != values.len() {
-        return Err(format!(
-            "{path} has {} values, but the other {others} have {expected}",
-            values.len()
-        ));
+        return Err(RequestError::Length {
+            path: path(),
+            found: values.len(),
+            others,
+            expected,
+        });
     }
     Ok(values)
 }
@@ -133,22 +169,21 @@ fn array_of_len<'v>(
 pub fn frame(
     df: &serde_json::Map<String, serde_json::Value>,
     schema: &[FieldDef],
-) -> Result<DataFrame, String> {
+) -> Result<DataFrame, RequestError> {
     let mut columns: Vec<Column> = Vec::with_capacity(df.len());
     let mut height = None;
     for (name, values) in df {
-        let field = schema.iter().find(|f| f.name == name).ok_or_else(|| {
-            let names: Vec<&str> = schema.iter().map(|f| f.name).collect();
-            format!(
-                "df: unknown column `{name}`; expected columns: {}",
-                names.join(", ")
-            )
-        })?;
-        let values = array_of_len(values, &format!("df.{name}"), &mut height, "columns")?;
-        columns.push(
-            crate::transform::column::column_from_json(field.name, field.dtype, values)
-                .map_err(|e| format!("df.{e}"))?,
-        );
+        let field =
+            schema
+                .iter()
+                .find(|f| f.name == name)
+                .ok_or_else(|| RequestError::UnknownColumn {
+                    name: name.clone(),
+                    expected: schema.iter().map(|f| f.name).collect(),
+                })?;
+        let values = array_of_len(values, || format!("df.{name}"), &mut height, "columns")?;
+        columns
+            .push(column_from_json(field.name, field.dtype, values).map_err(RequestError::Column)?);
     }
-    DataFrame::new(height.unwrap_or(0), columns).map_err(|e| format!("df: {e}"))
+    DataFrame::new(height.unwrap_or(0), columns).map_err(RequestError::Frame)
 }

@@ -1,5 +1,13 @@
 //! The `FeatureStore` API, mirroring Feast's: online and offline writes,
-//! pushes, materialization, online reads and point-in-time retrieval.
+//! pushes, materialization, online reads and point-in-time retrieval, plus
+//! `verify`. A facade: references resolve in the registry, online reads are
+//! assembled by `online_store::read`, point-in-time joins run in
+//! `offline_store::retrieval`.
+
+pub mod json;
+mod verify;
+
+pub use verify::{Difference, DifferenceKind, ViewReport};
 
 use std::path::{Path, PathBuf};
 
@@ -7,12 +15,15 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
 use crate::config::Repo;
-use crate::definition::Value;
-use crate::definition::{DataSourceDef, FeatureView, FeatureViewDef, SourceKind};
+use crate::definition::{DataSourceDef, FeatureView, FeatureViewDef};
 use crate::offline_store::retrieval::{self, ViewRequest};
 use crate::offline_store::{self, OfflineStore};
-use crate::online_store::{self, OnlineBatch, OnlineStore, StoredRow, WriteStats};
-use crate::registry::Registry;
+pub use crate::online_store::read::{EntityRows, FeatureVector, FieldStatus, OnlineResponse};
+pub use crate::registry::{Features, ResolveError};
+
+use crate::online_store::read::{ReadError, read_features};
+use crate::online_store::{self, OnlineBatch, OnlineStore, WriteStats};
+use crate::registry::{Registry, Resolved};
 use crate::transform::frame::FrameError;
 use crate::transform::{self, TransformError};
 
@@ -23,34 +34,35 @@ pub enum Error {
     Config(#[from] crate::config::Error),
     #[error(transparent)]
     Registry(#[from] crate::registry::Error),
-    #[error("unknown feature view `{name}`; feature views: {available}")]
-    UnknownView { name: String, available: String },
-    #[error("unknown feature `{feature}` in view `{view}`; its features: {available}")]
-    UnknownFeature {
-        view: String,
-        feature: String,
-        available: String,
-    },
-    #[error("unknown feature service `{name}`; feature services: {available}")]
-    UnknownService { name: String, available: String },
-    #[error("unknown push source `{name}`; push sources: {available}")]
-    UnknownPushSource { name: String, available: String },
-    #[error("invalid feature reference `{0}`: expected `view:feature`")]
-    BadReference(String),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     #[error("feature `{feature}` is in both `{first}` and `{second}`; ask for full feature names")]
     AmbiguousFeature {
-        feature: String,
-        first: String,
-        second: String,
+        feature: &'static str,
+        first: &'static str,
+        second: &'static str,
     },
     #[error("view `{view}`: {error}")]
-    Frame { view: String, error: FrameError },
+    Frame {
+        view: &'static str,
+        error: FrameError,
+    },
     #[error("entity rows: {0}")]
-    EntityRows(String),
+    EntityRows(FrameError),
+    #[error("point-in-time join: {0}")]
+    Retrieval(FrameError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error(transparent)]
     Transform(#[from] TransformError),
-    #[error("view `{view}`: the function's output does not match the declaration: {problems}")]
-    Output { view: String, problems: String },
+    #[error(
+        "view `{view}`: the function's output does not match the declaration: {}",
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Output {
+        view: &'static str,
+        problems: Vec<transform::OutputProblem>,
+    },
     #[error(transparent)]
     Online(#[from] online_store::Error),
     #[error(transparent)]
@@ -81,60 +93,6 @@ impl std::str::FromStr for PushMode {
         }
     }
 }
-
-/// The features a read asks for: `view:feature` references or a service.
-#[derive(Debug, Clone)]
-pub enum Features<'a> {
-    Refs(&'a [&'a str]),
-    Service(&'a str),
-}
-
-/// The status of one value in an online response (Feast's `FieldStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldStatus {
-    Present,
-    NullValue,
-    NotFound,
-    OutsideMaxAge,
-}
-
-impl FieldStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FieldStatus::Present => "PRESENT",
-            FieldStatus::NullValue => "NULL_VALUE",
-            FieldStatus::NotFound => "NOT_FOUND",
-            FieldStatus::OutsideMaxAge => "OUTSIDE_MAX_AGE",
-        }
-    }
-}
-
-/// One column of an online response.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeatureVector {
-    pub name: String,
-    pub values: Vec<Value>,
-    pub statuses: Vec<FieldStatus>,
-    /// Event time in microseconds since the epoch, at the precision the
-    /// online store keeps (whole seconds on SQLite); 0 when not found.
-    pub event_timestamps_us: Vec<i64>,
-}
-
-/// Feast's column-major online response: the entity columns first, then the
-/// features in request order.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct OnlineResponse {
-    pub columns: Vec<FeatureVector>,
-}
-
-impl OnlineResponse {
-    pub fn column(&self, name: &str) -> Option<&FeatureVector> {
-        self.columns.iter().find(|c| c.name == name)
-    }
-}
-
-/// Entity rows for an online read: join key -> values, all the same length.
-pub type EntityRows<'a> = &'a [(&'a str, Vec<crate::definition::JoinKeyValue<'a>>)];
 
 /// What a materialization did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -206,17 +164,7 @@ impl FeatureStore {
     }
 
     pub fn view(&self, name: &str) -> Result<&'static FeatureViewDef> {
-        self.registry
-            .feature_view(name)
-            .ok_or_else(|| Error::UnknownView {
-                name: name.to_owned(),
-                available: self
-                    .registry
-                    .feature_views()
-                    .map(|v| v.name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        Ok(self.registry.view_named(name)?)
     }
 
     /// Creates the online tables of every view.
@@ -240,7 +188,7 @@ impl FeatureStore {
 
     fn write_online(&self, view: &'static FeatureViewDef, df: &DataFrame) -> Result<WriteStats> {
         let batch = OnlineBatch::from_frame(view, df).map_err(|source| Error::Frame {
-            view: view.name.to_owned(),
+            view: view.name,
             error: source,
         })?;
         Ok(self.online.write(view, &batch)?)
@@ -258,19 +206,7 @@ impl FeatureStore {
 
     /// The push source named `name`.
     pub fn push_source(&self, name: &str) -> Result<&'static DataSourceDef> {
-        self.registry
-            .data_source(name)
-            .filter(|s| matches!(s.kind, SourceKind::Push { .. }))
-            .ok_or_else(|| Error::UnknownPushSource {
-                name: name.to_owned(),
-                available: self
-                    .registry
-                    .data_sources()
-                    .filter(|s| matches!(s.kind, SourceKind::Push { .. }))
-                    .map(|s| s.name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        Ok(self.registry.push_source_named(name)?)
     }
 
     /// Pushes rows in the push source's schema: online, each view reading the
@@ -307,7 +243,7 @@ impl FeatureStore {
     pub fn transform(&self, view: &'static FeatureViewDef, rows: &DataFrame) -> Result<DataFrame> {
         let input = crate::transform::frame::conform(rows, &transform::input_schema(view))
             .map_err(|source| Error::Frame {
-                view: view.name.to_owned(),
+                view: view.name,
                 error: source,
             })?;
         // Keep columns the input schema does not name (a batch source's extra
@@ -316,7 +252,7 @@ impl FeatureStore {
         for col in rows.columns() {
             if input.column(col.name()).is_err() {
                 input.with_column(col.clone()).map_err(|e| Error::Frame {
-                    view: view.name.to_owned(),
+                    view: view.name,
                     error: e.into(),
                 })?;
             }
@@ -325,8 +261,8 @@ impl FeatureStore {
         let check = transform::check_output(view, &out);
         if !check.errors.is_empty() {
             return Err(Error::Output {
-                view: view.name.to_owned(),
-                problems: check.errors.join("; "),
+                view: view.name,
+                problems: check.errors,
             });
         }
         Ok(out)
@@ -355,7 +291,7 @@ impl FeatureStore {
             let rows = self.offline_rows(view)?;
             let rows = filter_time(&rows, view.event_timestamp_field(), start_us, end_us).map_err(
                 |source| Error::Frame {
-                    view: view.name.to_owned(),
+                    view: view.name,
                     error: source,
                 },
             )?;
@@ -404,69 +340,8 @@ impl FeatureStore {
     }
 
     /// Resolves `view:feature` references or a service into (view, features).
-    pub fn resolve(
-        &self,
-        features: &Features<'_>,
-    ) -> Result<Vec<(&'static FeatureViewDef, Vec<&'static str>)>> {
-        let mut out: Vec<(&'static FeatureViewDef, Vec<&'static str>)> = Vec::new();
-        let mut add = |view: &'static FeatureViewDef, feature: &'static str| match out
-            .iter_mut()
-            .find(|(v, _)| std::ptr::eq(*v, view))
-        {
-            Some((_, fs)) => {
-                if !fs.contains(&feature) {
-                    fs.push(feature);
-                }
-            }
-            None => out.push((view, vec![feature])),
-        };
-        match features {
-            Features::Refs(refs) => {
-                for r in *refs {
-                    let (v, f) = r
-                        .split_once(':')
-                        .ok_or_else(|| Error::BadReference((*r).to_owned()))?;
-                    let view = self.view(v)?;
-                    let field = view.feature(f).ok_or_else(|| Error::UnknownFeature {
-                        view: v.to_owned(),
-                        feature: f.to_owned(),
-                        available: view
-                            .schema
-                            .iter()
-                            .map(|f| f.name)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    })?;
-                    add(view, field.name);
-                }
-            }
-            Features::Service(name) => {
-                let service =
-                    self.registry
-                        .feature_service(name)
-                        .ok_or_else(|| Error::UnknownService {
-                            name: (*name).to_owned(),
-                            available: self
-                                .registry
-                                .feature_services()
-                                .map(|s| s.name)
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        })?;
-                for p in service.features {
-                    if p.features.is_empty() {
-                        for f in p.view.schema {
-                            add(p.view, f.name);
-                        }
-                    } else {
-                        for f in p.features {
-                            add(p.view, f);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(out)
+    pub fn resolve(&self, features: &Features<'_>) -> Result<Resolved> {
+        Ok(self.registry.resolve(features)?)
     }
 
     /// Reads online features for entity rows, Feast-style: the entity columns
@@ -490,79 +365,13 @@ impl FeatureStore {
         now: DateTime<Utc>,
     ) -> Result<OnlineResponse> {
         let resolved = self.resolve(features)?;
-        let n = entity_rows.first().map_or(0, |(_, v)| v.len());
-        if let Some((name, v)) = entity_rows.iter().find(|(_, v)| v.len() != n) {
-            return Err(Error::EntityRows(format!(
-                "`{name}` has {} values but the first join key has {n}",
-                v.len()
-            )));
-        }
-        let mut response = OnlineResponse::default();
-        for (name, values) in entity_rows {
-            response.columns.push(FeatureVector {
-                name: (*name).to_owned(),
-                values: values.iter().map(join_key_value).collect(),
-                statuses: vec![FieldStatus::Present; n],
-                event_timestamps_us: vec![0; n],
-            });
-        }
-        let now_us = now.timestamp_micros();
-        for (view, names) in &resolved {
-            let mut keys = Vec::with_capacity(n);
-            for i in 0..n {
-                let mut pairs = Vec::with_capacity(view.entities.len());
-                for e in view.entities {
-                    let (_, col) = entity_rows
-                        .iter()
-                        .find(|(k, _)| *k == e.join_key)
-                        .ok_or_else(|| {
-                            Error::EntityRows(format!(
-                                "view `{}` needs join key `{}`",
-                                view.name, e.join_key
-                            ))
-                        })?;
-                    pairs.push((e.join_key, col[i]));
-                }
-                let mut buf = Vec::new();
-                crate::definition::serialize_entity_key(&mut buf, &pairs);
-                keys.push(buf);
-            }
-            let stored = self.online.read(view, &keys, names)?;
-            let stale = |row: &StoredRow| {
-                view.ttl_seconds > 0
-                    && now_us - row.event_ts > (view.ttl_seconds as i64) * 1_000_000
-            };
-            for (fi, fname) in names.iter().enumerate() {
-                let mut col = FeatureVector {
-                    name: if full_feature_names {
-                        format!("{}__{}", view.name, fname)
-                    } else {
-                        (*fname).to_owned()
-                    },
-                    values: Vec::with_capacity(n),
-                    statuses: Vec::with_capacity(n),
-                    event_timestamps_us: Vec::with_capacity(n),
-                };
-                for row in &stored {
-                    let (value, status, ts) = match row {
-                        None => (Value::Null, FieldStatus::NotFound, 0),
-                        Some(r) => match &r.values[fi] {
-                            None => (Value::Null, FieldStatus::NotFound, 0),
-                            Some(_) if stale(r) => {
-                                (Value::Null, FieldStatus::OutsideMaxAge, r.event_ts)
-                            }
-                            Some(Value::Null) => (Value::Null, FieldStatus::NullValue, r.event_ts),
-                            Some(v) => (v.clone(), FieldStatus::Present, r.event_ts),
-                        },
-                    };
-                    col.values.push(value);
-                    col.statuses.push(status);
-                    col.event_timestamps_us.push(ts);
-                }
-                response.columns.push(col);
-            }
-        }
-        Ok(response)
+        Ok(read_features(
+            self.online.as_ref(),
+            &resolved,
+            entity_rows,
+            full_feature_names,
+            now.timestamp_micros(),
+        )?)
     }
 
     /// Typed online read: one `{View}Row` per key, `None` where the entity has
@@ -583,15 +392,10 @@ impl FeatureStore {
         let mut out = Vec::with_capacity(keys.len());
         for (key, row) in keys.iter().zip(stored) {
             let row = match row {
-                Some(r)
-                    if !(view.ttl_seconds > 0
-                        && now_us - r.event_ts > (view.ttl_seconds as i64) * 1_000_000) =>
-                {
-                    Some(
-                        V::make_row(key.clone(), r.event_ts, r.values)
-                            .map_err(online_store::Error::from)?,
-                    )
-                }
+                Some(r) if view.is_fresh(r.event_ts, now_us) => Some(
+                    V::make_row(key.clone(), r.event_ts, r.values)
+                        .map_err(online_store::Error::from)?,
+                ),
                 _ => None,
             };
             out.push(row);
@@ -610,22 +414,22 @@ impl FeatureStore {
     ) -> Result<DataFrame> {
         let resolved = self.resolve(features)?;
         crate::transform::frame::check_microseconds(entity_df, retrieval::ENTITY_TIMESTAMP)
-            .map_err(|e| Error::EntityRows(e.to_string()))?;
+            .map_err(Error::EntityRows)?;
         crate::transform::frame::required_timestamps_us(
             entity_df,
             retrieval::ENTITY_TIMESTAMP,
             "an entity row's timestamp",
         )
-        .map_err(|e| Error::EntityRows(e.to_string()))?;
+        .map_err(Error::EntityRows)?;
         if !full_feature_names {
-            let mut seen: Vec<(&str, &str)> = Vec::new();
+            let mut seen: Vec<(&'static str, &'static str)> = Vec::new();
             for (view, names) in &resolved {
                 for n in names {
                     if let Some((_, first)) = seen.iter().find(|(f, _)| f == n) {
                         return Err(Error::AmbiguousFeature {
-                            feature: (*n).to_owned(),
-                            first: (*first).to_owned(),
-                            second: view.name.to_owned(),
+                            feature: n,
+                            first,
+                            second: view.name,
                         });
                     }
                     seen.push((n, view.name));
@@ -653,24 +457,7 @@ impl FeatureStore {
                 filter_by_created_timestamp,
             },
         )
-        .map_err(|source| Error::Frame {
-            view: resolved
-                .iter()
-                .map(|(v, _)| v.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-            error: source,
-        })
-    }
-}
-
-fn join_key_value(k: &crate::definition::JoinKeyValue<'_>) -> Value {
-    use crate::definition::JoinKeyValue as K;
-    match k {
-        K::Int64(v) => Value::Int64(*v),
-        K::Int32(v) => Value::Int32(*v),
-        K::String(s) => Value::String((*s).to_owned()),
-        K::Bytes(b) => Value::Bytes(b.to_vec()),
+        .map_err(Error::Retrieval)
     }
 }
 

@@ -78,7 +78,7 @@ fn time(us: i64) -> String {
 }
 
 fn value(v: &Value) -> String {
-    crate::json::value_json(v).to_string()
+    super::json::value_json(v).to_string()
 }
 
 impl fmt::Display for Difference {
@@ -151,14 +151,10 @@ impl FeatureStore {
     }
 
     fn verify_view(&self, view: &'static FeatureViewDef, now_us: i64) -> Result<ViewReport> {
-        let fresh = |event_us: i64| {
-            view.ttl_seconds == 0
-                || now_us.saturating_sub(event_us)
-                    <= (view.ttl_seconds as i64).saturating_mul(1_000_000)
-        };
+        let fresh = |event_us: i64| view.is_fresh(event_us, now_us);
         let rows = self.offline_rows(view)?;
         let newest = OnlineBatch::from_frame(view, &rows).map_err(|error| Error::Frame {
-            view: view.name.to_owned(),
+            view: view.name,
             error,
         })?;
         let names: Vec<&str> = view.schema.iter().map(|f| f.name).collect();
