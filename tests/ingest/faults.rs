@@ -124,11 +124,11 @@ fn denied_access_is_reported_not_spun_on() {
     assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
-        r.stderr.contains(
-            "error: stream `driver_stats`: AccessDeniedException: shard shardId-00000000000"
-        ) && r
-            .stderr
-            .contains("User is not authorized to perform: kinesis:GetRecords (not retried)"),
+        r.stderr
+            .contains("error: stream `driver_stats`, shard shardId-00000000000")
+            && r.stderr.contains(": AccessDeniedException: ")
+            && r.stderr
+                .contains("User is not authorized to perform: kinesis:GetRecords (not retried)"),
         "{}",
         r.stderr
     );

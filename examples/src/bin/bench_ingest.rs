@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use feast_example_driver_stats as _;
 use feast_runtime::chrono::{DateTime, SecondsFormat, Utc};
 use feast_runtime::feature_store::FeatureStore;
-use feast_runtime::ingest::kinesis::{self, IngestOptions};
+use feast_runtime::ingest::IngestOptions;
+use feast_runtime::ingest::kinesis;
 use feast_runtime::ingest::metrics::Metrics;
 use feast_runtime::ingest::pipeline::Writes;
 use feast_runtime::ingest::pipeline::{Pipeline, RawRecord};
@@ -344,7 +345,7 @@ fn end_to_end(endpoint: &str) {
             endpoint_url: Some(endpoint.to_owned()),
             ..IngestOptions::default()
         };
-        let ingest = tokio::spawn(kinesis::ingest(store.clone(), opts, metrics.clone(), stop_rx));
+        let ingest = tokio::spawn(feast_runtime::ingest::ingest(store.clone(), opts, metrics.clone(), stop_rx));
         let started = Instant::now();
         let data: Vec<(String, Vec<u8>)> = events(N, RECORDS)
             .iter()

@@ -11,9 +11,10 @@ use tokio::sync::watch;
 use super::Cli;
 use super::store_commands::{open, parse_time};
 use crate::definition::{FeastType, SourceKind};
-use crate::ingest::kinesis::{self, IngestOptions, StartFrom};
+use crate::ingest::kinesis;
 use crate::ingest::metrics::Metrics;
 use crate::ingest::pipeline::Writes;
+use crate::ingest::{IngestOptions, StartFrom};
 
 /// Arguments of `ingest`.
 #[derive(Debug, clap::Args)]
@@ -137,7 +138,7 @@ pub(super) fn ingest(
         }
         watch_signals(stop_tx);
         let progress = tokio::spawn(log_progress(metrics.clone()));
-        let ingest = kinesis::ingest(store, opts, metrics.clone(), stop_rx.clone());
+        let ingest = crate::ingest::ingest(store, opts, metrics.clone(), stop_rx.clone());
         let result = tokio::select! {
             r = ingest => r.map_err(anyhow::Error::from),
             () = deadline_after_stop(stop_rx, deadline) => Err(anyhow::anyhow!(
@@ -326,12 +327,8 @@ pub(super) fn produce(
         let endpoint =
             kinesis::Endpoint::new(region, endpoint_url, store.config().kinesis.as_ref());
         let client = kinesis::connect(&endpoint).await?;
-        kinesis::ensure_stream(&client, stream_name, args.shards)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        kinesis::put_records(&client, stream_name, records)
-            .await
-            .map_err(anyhow::Error::msg)
+        kinesis::ensure_stream(&client, stream_name, args.shards).await?;
+        Ok::<_, anyhow::Error>(kinesis::put_records(&client, stream_name, records).await?)
     })?;
     writeln!(
         out,

@@ -25,17 +25,19 @@ pub enum Error {
         source_name: &'static str,
         path: PathBuf,
     },
-    #[error("batch source `{source_name}`: cannot read {path}: {message}")]
+    #[error("batch source `{source_name}`: cannot read {path}: {source}")]
     Read {
         source_name: &'static str,
         path: PathBuf,
-        message: String,
+        #[source]
+        source: crate::definition::BoxError,
     },
-    #[error("batch source `{source_name}`: cannot write {path}: {message}")]
+    #[error("batch source `{source_name}`: cannot write {path}: {source}")]
     Write {
         source_name: &'static str,
         path: PathBuf,
-        message: String,
+        #[source]
+        source: crate::definition::BoxError,
     },
     #[error(
         "batch source `{source_name}`: {path} is a single Parquet file; appending needs a directory of files (move it to {path}/part-0.parquet)"

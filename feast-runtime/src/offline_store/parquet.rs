@@ -53,7 +53,7 @@ impl ParquetStore {
         let read_err = |e: std::io::Error| Error::Read {
             source_name: source.name,
             path: path.clone(),
-            message: e.to_string(),
+            source: e.into(),
         };
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&path).map_err(read_err)? {
@@ -75,17 +75,17 @@ impl OfflineStore for ParquetStore {
         let raw = source.raw_schema();
         let mut out: Option<DataFrame> = None;
         for path in &paths {
-            let read_err = |message: String| Error::Read {
+            let read_err = |e: crate::definition::BoxError| Error::Read {
                 source_name: source.name,
                 path: path.clone(),
-                message,
+                source: e,
             };
             let df = read_source_file(source, path, None)?;
-            let df = conform(&df, raw).map_err(|e| read_err(e.to_string()))?;
+            let df = conform(&df, raw).map_err(|e| read_err(e.into()))?;
             match &mut out {
                 None => out = Some(df),
                 Some(acc) => {
-                    acc.vstack_mut(&df).map_err(|e| read_err(e.to_string()))?;
+                    acc.vstack_mut(&df).map_err(|e| read_err(e.into()))?;
                 }
             }
         }
@@ -118,37 +118,35 @@ impl OfflineStore for ParquetStore {
             });
         }
         let target = dir.join(format!("{name}.parquet"));
-        let write_err = |message: String| Error::Write {
+        let write_err = |e: crate::definition::BoxError| Error::Write {
             source_name: source.name,
             path: target.clone(),
-            message,
+            source: e,
         };
-        std::fs::create_dir_all(&dir).map_err(|e| write_err(e.to_string()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| write_err(e.into()))?;
         // Back to the source's own column names.
         let mut out = df.clone();
         for (from, to) in source.field_mapping {
             if out.column(to).is_ok() {
                 out.rename(to, PlSmallStr::from_static(from))
-                    .map_err(|e| write_err(e.to_string()))?;
+                    .map_err(|e| write_err(e.into()))?;
             }
         }
         let tmp = dir.join(format!(".{name}.parquet.tmp"));
-        let result = (|| -> Result<(), String> {
-            let mut file = File::create(&tmp).map_err(|e| e.to_string())?;
-            ParquetWriter::new(&mut file)
-                .finish(&mut out)
-                .map_err(|e| e.to_string())?;
-            file.flush().map_err(|e| e.to_string())?;
-            file.sync_all().map_err(|e| e.to_string())?;
-            std::fs::rename(&tmp, &target).map_err(|e| e.to_string())?;
+        let result = (|| -> Result<(), crate::definition::BoxError> {
+            let mut file = File::create(&tmp)?;
+            ParquetWriter::new(&mut file).finish(&mut out)?;
+            file.flush()?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &target)?;
             if let Ok(d) = File::open(&dir) {
                 let _ = d.sync_all();
             }
             Ok(())
         })();
-        if let Err(message) = result {
+        if let Err(e) = result {
             let _ = std::fs::remove_file(&tmp);
-            return Err(write_err(message));
+            return Err(write_err(e));
         }
         Ok(target)
     }
@@ -168,7 +166,7 @@ impl OfflineStore for ParquetStore {
         let write_err = |path: &Path, e: std::io::Error| Error::Write {
             source_name: source.name,
             path: path.to_owned(),
-            message: e.to_string(),
+            source: e.into(),
         };
         let mut removed = 0;
         for entry in std::fs::read_dir(&dir).map_err(|e| write_err(&dir, e))? {
@@ -229,16 +227,16 @@ fn read_source_file(
     path: &Path,
     slice: Option<(usize, usize)>,
 ) -> Result<DataFrame, Error> {
-    let read_err = |message: String| Error::Read {
+    let read_err = |e: crate::definition::BoxError| Error::Read {
         source_name: source.name,
         path: path.to_owned(),
-        message,
+        source: e,
     };
-    let file = File::open(path).map_err(|e| read_err(e.to_string()))?;
+    let file = File::open(path).map_err(|e| read_err(e.into()))?;
     ParquetReader::new(file)
         .with_slice(slice)
         .finish()
-        .map_err(|e| read_err(e.to_string()))
+        .map_err(|e| read_err(e.into()))
 }
 
 /// Writes a frame to a Parquet file at `path` (temporary name, sync, rename).
@@ -251,7 +249,7 @@ pub fn write_file(path: &Path, df: &DataFrame) -> std::io::Result<()> {
     let mut file = File::create(&tmp)?;
     ParquetWriter::new(&mut file)
         .finish(&mut out)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        .map_err(std::io::Error::other)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
 }

@@ -163,12 +163,7 @@ pub fn point_in_time_join(
                 expected: view
                     .feature(name)
                     .map_or(crate::definition::FeastType::String, |f| f.dtype),
-                present: rows
-                    .get_column_names()
-                    .iter()
-                    .map(|n| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                present: frame::names_of(rows),
             })?;
             let mut taken = col.take(&picks)?;
             let out_name = if opts.full_feature_names {

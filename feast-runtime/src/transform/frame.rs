@@ -6,19 +6,19 @@ use polars::prelude::*;
 use crate::definition::{FeastType, FieldDef, Value, time};
 
 /// A frame whose columns do not fit what a view or source expects.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FrameError {
-    #[error("missing column `{column}` ({expected}); the frame has: {present}")]
+    #[error("missing column `{column}` ({expected}); the frame has: {}", present.join(", "))]
     MissingColumn {
         column: String,
         expected: FeastType,
-        present: String,
+        present: Vec<String>,
     },
     #[error("column `{column}` is {found}, which does not convert to {expected}")]
     WrongType {
         column: String,
         expected: FeastType,
-        found: String,
+        found: DataType,
     },
     #[error("column `{column}` has a null at row {row}; {what} cannot be null")]
     Null {
@@ -42,14 +42,24 @@ pub enum FrameError {
         row: usize,
         value: String,
     },
+    #[error("column `{column}` is {ty}, which cannot be a join key")]
+    NotAJoinKey { column: String, ty: FeastType },
     #[error("{0}")]
-    Polars(String),
+    Polars(std::sync::Arc<PolarsError>),
 }
 
 impl From<PolarsError> for FrameError {
     fn from(e: PolarsError) -> Self {
-        FrameError::Polars(e.to_string())
+        FrameError::Polars(std::sync::Arc::new(e))
     }
+}
+
+/// The column names of a frame, for messages.
+pub(crate) fn names_of(df: &DataFrame) -> Vec<String> {
+    df.get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect()
 }
 
 fn column<'a>(
@@ -60,12 +70,7 @@ fn column<'a>(
     df.column(name).map_err(|_| FrameError::MissingColumn {
         column: name.to_owned(),
         expected,
-        present: df
-            .get_column_names()
-            .iter()
-            .map(|n| n.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        present: names_of(df),
     })
 }
 
@@ -76,7 +81,7 @@ pub fn cast_to(col: &Column, ty: FeastType) -> Result<Column, FrameError> {
     let wrong = || FrameError::WrongType {
         column: col.name().to_string(),
         expected: ty,
-        found: got.to_string(),
+        found: got.clone(),
     };
     let ok = match (ty, got) {
         (_, g) if *g == want => return Ok(col.clone()),
@@ -256,10 +261,9 @@ pub fn key_column(df: &DataFrame, name: &str, ty: FeastType) -> Result<KeyColumn
             null,
         )?),
         other => {
-            return Err(FrameError::WrongType {
+            return Err(FrameError::NotAJoinKey {
                 column: name.to_owned(),
-                expected: other,
-                found: "a join key of an unsupported type".into(),
+                ty: other,
             });
         }
     })

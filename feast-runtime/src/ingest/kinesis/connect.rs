@@ -11,7 +11,7 @@ use aws_sdk_kinesis::config::ProvideCredentials;
 use aws_sdk_kinesis::config::retry::RetryConfig;
 use aws_sdk_kinesis::config::timeout::TimeoutConfig;
 
-use super::{Class, Error, classify, code_and_message};
+use super::{Class, classify, code_and_message};
 use crate::config::KinesisConfig;
 
 /// How to reach Kinesis for one source.
@@ -55,15 +55,56 @@ impl Endpoint {
     }
 }
 
+/// Why Kinesis cannot be read at start-up; each says what to set or fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); a local emulator accepts any pair, such as AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test{}",
+        if *slow { " (looking for them took over 10 s)" } else { "" }
+    )]
+    NoCredentials { slow: bool },
+    #[error(
+        "stream `{stream}` does not exist at {endpoint} (region {region}): create it, or check the source's stream_name and region"
+    )]
+    NoStream {
+        stream: String,
+        endpoint: String,
+        region: String,
+    },
+    #[error(
+        "Kinesis at {endpoint} refused the credentials for stream `{stream}`: {message}; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+    )]
+    Refused {
+        stream: String,
+        endpoint: String,
+        message: String,
+    },
+    #[error("stream `{stream}` at {endpoint}: {code}: {message}")]
+    Other {
+        stream: String,
+        endpoint: String,
+        code: String,
+        message: String,
+    },
+    #[error(
+        "cannot reach Kinesis at {endpoint} (region {region}): {cause}; for a local emulator set AWS_ENDPOINT_URL_KINESIS (or kinesis.endpoint_url in feature_store.yaml), on AWS check the source's region"
+    )]
+    Unreachable {
+        endpoint: String,
+        region: String,
+        cause: String,
+    },
+}
+
 /// A client with the SDK's retries off (the consumer paces and retries every
 /// call itself), after checking that credentials can be found.
-pub async fn connect(endpoint: &Endpoint) -> Result<Client, Error> {
+pub async fn connect(endpoint: &Endpoint) -> Result<Client, StartError> {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(endpoint.region.clone()))
         .load()
         .await;
     let Some(credentials) = shared.credentials_provider() else {
-        return Err(Error::Credentials(NO_CREDENTIALS.to_owned()));
+        return Err(StartError::NoCredentials { slow: false });
     };
     // The chain ends with the instance metadata service, which answers
     // within a second or two on EC2 and fails fast elsewhere; bound it anyway.
@@ -71,13 +112,9 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Client, Error> {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "no credentials from aws-config's chain");
-            return Err(Error::Credentials(NO_CREDENTIALS.to_owned()));
+            return Err(StartError::NoCredentials { slow: false });
         }
-        Err(_) => {
-            return Err(Error::Credentials(format!(
-                "{NO_CREDENTIALS} (looking for them took over 10 s)"
-            )));
-        }
+        Err(_) => return Err(StartError::NoCredentials { slow: true }),
     }
     let mut conf = aws_sdk_kinesis::config::Builder::from(&shared)
         .retry_config(RetryConfig::disabled())
@@ -93,14 +130,16 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Client, Error> {
     Ok(Client::from_conf(conf.build()))
 }
 
-const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); a local emulator accepts any pair, such as AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test";
-
 /// Checks at start-up that `stream` can be read: it exists, the credentials
 /// are accepted, the endpoint answers. Throttling, server and connection
 /// errors are tried again three times within about two seconds (plus the
 /// calls' own timeouts); anything else, or still failing then, is an error
 /// that names what to fix.
-pub async fn check_stream(client: &Client, stream: &str, endpoint: &Endpoint) -> Result<(), Error> {
+pub async fn check_stream(
+    client: &Client,
+    stream: &str,
+    endpoint: &Endpoint,
+) -> Result<(), StartError> {
     let mut wait = Duration::from_millis(250);
     let mut attempt = 1;
     loop {
@@ -126,28 +165,36 @@ pub async fn check_stream(client: &Client, stream: &str, endpoint: &Endpoint) ->
 }
 
 /// The error for a stream that cannot be read at start-up.
-fn start_error(stream: &str, endpoint: &Endpoint, code: Option<&str>, message: &str) -> Error {
+fn start_error(stream: &str, endpoint: &Endpoint, code: Option<&str>, message: &str) -> StartError {
     let at = endpoint.describe();
-    let region = &endpoint.region;
-    let text = match code {
-        Some("ResourceNotFoundException") => format!(
-            "stream `{stream}` does not exist at {at} (region {region}): create it, or check the source's stream_name and region"
-        ),
+    match code {
+        Some("ResourceNotFoundException") => StartError::NoStream {
+            stream: stream.to_owned(),
+            endpoint: at,
+            region: endpoint.region.clone(),
+        },
         Some(
             "UnrecognizedClientException"
             | "InvalidSignatureException"
             | "IncompleteSignatureException"
             | "AccessDeniedException",
-        ) => format!(
-            "Kinesis at {at} refused the credentials for stream `{stream}`: {message}; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
-        ),
-        Some(code) => format!("stream `{stream}` at {at}: {code}: {message}"),
-        None => format!(
-            "cannot reach Kinesis at {at} (region {region}): {}; for a local emulator set AWS_ENDPOINT_URL_KINESIS (or kinesis.endpoint_url in feature_store.yaml), on AWS check the source's region",
-            short_cause(message)
-        ),
-    };
-    Error::Start(text)
+        ) => StartError::Refused {
+            stream: stream.to_owned(),
+            endpoint: at,
+            message: message.to_owned(),
+        },
+        Some(code) => StartError::Other {
+            stream: stream.to_owned(),
+            endpoint: at,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        },
+        None => StartError::Unreachable {
+            endpoint: at,
+            region: endpoint.region.clone(),
+            cause: short_cause(message).to_owned(),
+        },
+    }
 }
 
 /// The innermost cause of a transport error chain ("connection refused",

@@ -7,10 +7,24 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use tokio::time::sleep;
 
-use super::{Backoff, Class, classify, code_and_message};
+use super::{Class, classify, code_and_message};
+use crate::ingest::run::Backoff;
+
+/// Why records could not be put.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("CreateStream {stream}: {message}")]
+    Create { stream: String, message: String },
+    #[error("stream {0} did not become active within 30 s")]
+    NotActive(String),
+    #[error("PutRecords {stream}: {message}")]
+    Put { stream: String, message: String },
+    #[error("a record cannot be sent: {0}")]
+    Entry(#[source] aws_sdk_kinesis::error::BuildError),
+}
 
 /// Creates a stream with `shards` shards (if missing) and waits until it is active.
-pub async fn ensure_stream(client: &Client, stream: &str, shards: i32) -> Result<(), String> {
+pub async fn ensure_stream(client: &Client, stream: &str, shards: i32) -> Result<(), ProduceError> {
     let exists = client
         .describe_stream_summary()
         .stream_name(stream)
@@ -24,7 +38,10 @@ pub async fn ensure_stream(client: &Client, stream: &str, shards: i32) -> Result
             .shard_count(shards)
             .send()
             .await
-            .map_err(|e| format!("CreateStream {stream}: {}", code_and_message(&e).1))?;
+            .map_err(|e| ProduceError::Create {
+                stream: stream.to_owned(),
+                message: code_and_message(&e).1,
+            })?;
     }
     for _ in 0..300 {
         let summary = client
@@ -40,7 +57,7 @@ pub async fn ensure_stream(client: &Client, stream: &str, shards: i32) -> Result
         }
         sleep(Duration::from_millis(100)).await;
     }
-    Err(format!("stream {stream} did not become active"))
+    Err(ProduceError::NotActive(stream.to_owned()))
 }
 
 /// Puts records (partition key, data), 500 per PutRecords call, retrying the
@@ -49,7 +66,7 @@ pub async fn put_records(
     client: &Client,
     stream: &str,
     records: Vec<(String, Vec<u8>)>,
-) -> Result<usize, String> {
+) -> Result<usize, ProduceError> {
     let mut put = 0;
     let mut backoff = Backoff::new(stream);
     for chunk in records.chunks(500) {
@@ -64,7 +81,7 @@ pub async fn put_records(
                         .partition_key(k)
                         .data(Blob::new(d.clone()))
                         .build()
-                        .map_err(|e| e.to_string())
+                        .map_err(ProduceError::Entry)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             match client
@@ -95,7 +112,10 @@ pub async fn put_records(
                 Err(e) => {
                     let (code, message) = code_and_message(&e);
                     if classify(code.as_deref()) == Class::Fatal || attempts >= 20 {
-                        return Err(format!("PutRecords {stream}: {message}"));
+                        return Err(ProduceError::Put {
+                            stream: stream.to_owned(),
+                            message,
+                        });
                     }
                     sleep(backoff.next()).await;
                 }
