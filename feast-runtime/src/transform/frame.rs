@@ -18,7 +18,7 @@ pub enum FrameError {
     WrongType {
         column: String,
         expected: FeastType,
-        found: DataType,
+        found: Box<DataType>,
     },
     #[error("column `{column}` has a null at row {row}; {what} cannot be null")]
     Null {
@@ -81,7 +81,7 @@ pub fn cast_to(col: &Column, ty: FeastType) -> Result<Column, FrameError> {
     let wrong = || FrameError::WrongType {
         column: col.name().to_string(),
         expected: ty,
-        found: got.clone(),
+        found: Box::new(got.clone()),
     };
     let ok = match (ty, got) {
         (_, g) if *g == want => return Ok(col.clone()),
