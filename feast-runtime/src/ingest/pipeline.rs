@@ -121,6 +121,30 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// One batch between the stages of [`Pipeline::process`].
+#[derive(Debug)]
+pub struct Batch<'r> {
+    /// The records as read.
+    pub records: &'r [RawRecord],
+    /// The records that decoded, in the batch source's columns.
+    pub rows: DataFrame,
+    /// The record behind each row.
+    pub record_of: Vec<usize>,
+    /// Rows a view's function failed on: written nowhere.
+    pub failed_row: Vec<bool>,
+    /// (record, reason) for the dead-letter sink.
+    pub letters: Vec<(usize, String)>,
+}
+
+/// Where a batch sits in its stream.
+#[derive(Debug, Clone, Copy)]
+struct Position<'a> {
+    stream: &'a str,
+    shard: &'a str,
+    finished: bool,
+    behind_ms: i64,
+}
+
 /// A view's output for the records it accepted, and the records it failed on.
 struct ViewRun {
     output: Option<DataFrame>,
@@ -246,8 +270,13 @@ impl Pipeline {
         Ok(removed)
     }
 
-    /// Processes one batch of a shard and commits it with its checkpoint.
-    /// `finished` marks the shard as read to its end.
+    /// Processes one batch of a shard and commits it with its checkpoint,
+    /// in four stages: [`decode`](Self::decode) the records into the batch
+    /// source's columns, [`transform`](Self::transform) them through every
+    /// view, [`prepare_writes`](Self::prepare_writes) for the online store,
+    /// and [`commit`](Self::commit): dead letters, the offline log, then the
+    /// online rows with the checkpoint. `finished` marks the shard as read
+    /// to its end.
     pub fn process(
         &self,
         stream: &str,
@@ -257,11 +286,29 @@ impl Pipeline {
         behind_ms: i64,
     ) -> Result<BatchOutcome, Error> {
         let started = Instant::now();
+        let mut batch = self.decode(records)?;
+        let outputs = self.transform(&mut batch);
+        let writes = self.prepare_writes(&mut batch, outputs);
+        self.commit(
+            Position {
+                stream,
+                shard,
+                finished,
+                behind_ms,
+            },
+            batch,
+            writes,
+            started,
+        )
+    }
+
+    /// Stage 1: records into rows of the batch source's columns and types
+    /// (what the offline store keeps and what a view function sees on every
+    /// path); the records that do not decode become dead letters.
+    pub fn decode<'r>(&self, records: &'r [RawRecord]) -> Result<Batch<'r>, Error> {
         let (decoded, rejected) = self
             .decoder
             .decode(records.iter().map(|r| r.data.as_slice()));
-        // The batch source's columns and types: what the offline store keeps
-        // and what a view function sees on every path.
         let rows =
             crate::transform::frame::conform(&decoded, &self.batch_schema).map_err(|error| {
                 offline_store::Error::Frame {
@@ -269,68 +316,104 @@ impl Pipeline {
                     error,
                 }
             })?;
-        drop(decoded);
         // The record behind each decoded row.
         let mut record_of: Vec<usize> = Vec::with_capacity(rows.height());
-        {
-            let mut bad = rejected.iter().map(|r| r.index).peekable();
-            for i in 0..records.len() {
-                if bad.peek() == Some(&i) {
-                    bad.next();
-                } else {
-                    record_of.push(i);
-                }
+        let mut bad = rejected.iter().map(|r| r.index).peekable();
+        for i in 0..records.len() {
+            if bad.peek() == Some(&i) {
+                bad.next();
+            } else {
+                record_of.push(i);
             }
         }
-        let mut letters: Vec<(usize, String)> = rejected
+        let letters = rejected
             .into_iter()
             .map(|r| (r.index, r.reason.to_string()))
             .collect();
+        Ok(Batch {
+            records,
+            failed_row: vec![false; rows.height()],
+            rows,
+            record_of,
+            letters,
+        })
+    }
 
-        // Every view runs, so that a record its function fails on is caught
-        // whatever is written (it would fail again at materialization).
-        let mut failed_row = vec![false; rows.height()];
-        let mut outputs: Vec<(&'static FeatureViewDef, DataFrame)> = Vec::new();
-        if rows.height() > 0 {
-            for &view in &self.views {
-                let run = self.run_view(view, &rows);
-                for (row, reason) in run.failed {
-                    failed_row[row] = true;
-                    letters.push((record_of[row], reason));
-                }
-                if let Some(out) = run.output {
-                    outputs.push((view, out));
-                }
+    /// Stage 2: every view's function over the rows. Every view runs, so
+    /// that a record its function fails on is caught whatever is written (it
+    /// would fail again at materialization); such records become dead
+    /// letters and are written nowhere.
+    pub fn transform(&self, batch: &mut Batch<'_>) -> Vec<(&'static FeatureViewDef, DataFrame)> {
+        let mut outputs = Vec::new();
+        if batch.rows.height() == 0 {
+            return outputs;
+        }
+        for &view in &self.views {
+            let run = self.run_view(view, &batch.rows);
+            for (row, reason) in run.failed {
+                batch.failed_row[row] = true;
+                batch.letters.push((batch.record_of[row], reason));
+            }
+            if let Some(out) = run.output {
+                outputs.push((view, out));
             }
         }
+        outputs
+    }
 
-        let mut batches: Vec<(&'static FeatureViewDef, OnlineBatch)> = Vec::new();
-        if self.writes_online() {
-            for (view, out) in outputs.into_iter().filter(|(v, _)| v.online) {
-                match OnlineBatch::from_frame(view, &out) {
-                    Ok(batch) => batches.push((view, batch)),
-                    Err(e) => {
-                        // Output that passed the schema check but cannot be
-                        // keyed (a null join key it produced): the view's
-                        // whole batch is dead-lettered.
-                        for (row, &record) in record_of.iter().enumerate() {
-                            if !failed_row[row] {
-                                letters.push((record, format!("view `{}`: {e}", view.name)));
-                            }
+    /// Stage 3: the online writes of the views with `online = true` (the
+    /// newest row per entity). Output that passed the schema check but
+    /// cannot be keyed (a null join key it produced) dead-letters the view's
+    /// whole batch.
+    pub fn prepare_writes(
+        &self,
+        batch: &mut Batch<'_>,
+        outputs: Vec<(&'static FeatureViewDef, DataFrame)>,
+    ) -> Vec<(&'static FeatureViewDef, OnlineBatch)> {
+        let mut writes = Vec::new();
+        if !self.writes_online() {
+            return writes;
+        }
+        for (view, out) in outputs.into_iter().filter(|(v, _)| v.online) {
+            match OnlineBatch::from_frame(view, &out) {
+                Ok(online) => writes.push((view, online)),
+                Err(e) => {
+                    for (row, &record) in batch.record_of.iter().enumerate() {
+                        if !batch.failed_row[row] {
+                            batch
+                                .letters
+                                .push((record, format!("view `{}`: {e}", view.name)));
                         }
                     }
                 }
             }
         }
+        writes
+    }
 
-        self.write_dead_letters(shard, records, &mut letters)?;
-
+    /// Stage 4: dead letters, then the offline log, then the online rows and
+    /// the checkpoint together (one SQLite transaction; on Redis the
+    /// checkpoint after the rows are acknowledged).
+    fn commit(
+        &self,
+        at: Position<'_>,
+        mut batch: Batch<'_>,
+        writes: Vec<(&'static FeatureViewDef, OnlineBatch)>,
+        started: Instant,
+    ) -> Result<BatchOutcome, Error> {
+        let Position {
+            stream,
+            shard,
+            finished,
+            behind_ms,
+        } = at;
+        let records = batch.records;
+        self.write_dead_letters(shard, records, &mut batch.letters)?;
         if self.writes_offline() {
-            self.append_offline(stream, shard, records, &rows, &record_of, &failed_row)?;
+            self.append_offline(stream, shard, &batch)?;
         }
-
-        let writes: Vec<(&FeatureViewDef, &OnlineBatch)> =
-            batches.iter().map(|(v, b)| (*v, b)).collect();
+        let refs: Vec<(&FeatureViewDef, &OnlineBatch)> =
+            writes.iter().map(|(v, b)| (*v, b)).collect();
         let checkpoint = CheckpointUpdate {
             consumer: &self.consumer,
             stream,
@@ -342,25 +425,26 @@ impl Pipeline {
         let stats = self
             .store
             .online_store()
-            .write_batches(&writes, Some(&checkpoint))?;
+            .write_batches(&refs, Some(&checkpoint))?;
         let seconds = started.elapsed().as_secs_f64();
         let mut rows_written = 0;
-        for ((view, _), s) in batches.iter().zip(&stats) {
+        for ((view, _), s) in writes.iter().zip(&stats) {
             self.metrics
                 .record_write(view.name, shard, s.rows as u64, seconds);
             rows_written += s.rows;
         }
+        let dead_lettered = batch.letters.len();
         self.metrics.record_batch(
             stream,
             shard,
             records.len() as u64,
-            letters.len() as u64,
+            dead_lettered as u64,
             behind_ms,
         );
         self.metrics.record_checkpoint(stream, shard);
         Ok(BatchOutcome {
             records: records.len(),
-            dead_lettered: letters.len(),
+            dead_lettered,
             rows_written,
         })
     }
@@ -453,36 +537,29 @@ impl Pipeline {
     /// Appends the batch's accepted records to the batch source, as one file
     /// named by shard and sequence range: a replay of the same records
     /// rewrites the same file.
-    fn append_offline(
-        &self,
-        stream: &str,
-        shard: &str,
-        records: &[RawRecord],
-        rows: &DataFrame,
-        record_of: &[usize],
-        failed_row: &[bool],
-    ) -> Result<(), Error> {
-        let kept: Vec<usize> = (0..rows.height()).filter(|&r| !failed_row[r]).collect();
+    fn append_offline(&self, stream: &str, shard: &str, batch: &Batch<'_>) -> Result<(), Error> {
+        let rows = &batch.rows;
+        let kept: Vec<usize> = (0..rows.height())
+            .filter(|&r| !batch.failed_row[r])
+            .collect();
         let (Some(&first), Some(&last)) = (kept.first(), kept.last()) else {
             return Ok(());
         };
         let batch_source = self.source.offline_source();
-        let frame_err = |error| offline_store::Error::Frame {
-            source_name: batch_source.name,
-            error,
-        };
-        let accepted = if kept.len() == rows.height() {
+        let log = if kept.len() == rows.height() {
             rows.clone()
         } else {
             let idx = IdxCa::from_vec("row".into(), kept.iter().map(|&r| r as IdxSize).collect());
-            rows.take(&idx).map_err(|e| frame_err(e.into()))?
+            rows.take(&idx).map_err(|e| offline_store::Error::Frame {
+                source_name: batch_source.name,
+                error: e.into(),
+            })?
         };
-        let log = accepted;
         let name = format!(
             "{}{}-{}",
             offline_file_prefix(stream, shard),
-            records[record_of[first]].sequence_number,
-            records[record_of[last]].sequence_number,
+            batch.records[batch.record_of[first]].sequence_number,
+            batch.records[batch.record_of[last]].sequence_number,
         );
         self.store
             .offline_store()
