@@ -755,6 +755,67 @@ fn a_created_time_left_by_an_earlier_event_refuses_nothing_on_redis() {
 }
 
 #[test]
+fn redis_errors_say_whether_trying_again_can_help() {
+    use feast_runtime::feature_store::Error as E;
+    let Opened {
+        store,
+        repo,
+        mut redis,
+    } = open_on(Backend::Redis, "p");
+    let transient = |e: &E| match e {
+        E::Online(o) => o.is_transient(),
+        other => panic!("not a store error: {other}"),
+    };
+    let write = |store: &FeatureStore| {
+        store.write_to_online_store(
+            "driver_hourly_stats",
+            &stats_frame(&[(1001, T, None, 0.5, 0.5, 7)]),
+        )
+    };
+    write(&store).unwrap();
+
+    // A key of another type where the entity's hash belongs: WRONGTYPE,
+    // the same however often it is tried.
+    let mut c = redis.as_ref().unwrap().client();
+    let mut key = Vec::new();
+    feast_runtime::definition::serialize_entity_key(
+        &mut key,
+        &[("driver_id", JoinKeyValue::Int64(1001))],
+    );
+    key.extend_from_slice(b"p");
+    redis::cmd("DEL").arg(&key).query::<()>(&mut c).unwrap();
+    redis::cmd("SET")
+        .arg(&key)
+        .arg("not a hash")
+        .query::<()>(&mut c)
+        .unwrap();
+    let e = write(&store).unwrap_err();
+    assert!(!transient(&e), "{e}");
+    assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+
+    // A password the store does not send: refused, not retried.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret")
+        .query::<()>(&mut c)
+        .unwrap();
+    let fresh = FeatureStore::open(repo.path()).unwrap();
+    let e = write(&fresh).unwrap_err();
+    assert!(!transient(&e), "{e}");
+    assert!(e.to_string().contains("NOAUTH"), "{e}");
+
+    // The server gone: unavailable, and worth trying again.
+    redis.as_mut().unwrap().stop();
+    let e = write(&fresh).unwrap_err();
+    assert!(transient(&e), "{e}");
+    assert!(
+        e.to_string().starts_with("online store unavailable: "),
+        "{e}"
+    );
+}
+
+#[test]
 fn redis_writes_survive_a_flushed_script_cache() {
     let Opened {
         store,
