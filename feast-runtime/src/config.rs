@@ -20,12 +20,16 @@ pub struct RepoConfig {
     /// Letters, digits and underscores; prefixes online tables and keys.
     pub project: String,
     #[serde(default)]
+    /// The cloud provider Feast's templates name; all behave alike here.
     pub provider: Provider,
     #[serde(default)]
+    /// Where the registry file is.
     pub registry: RegistryConfig,
     #[serde(default)]
+    /// The online store and its settings.
     pub online_store: OnlineStoreConfig,
     #[serde(default)]
+    /// The offline store.
     pub offline_store: OfflineStoreConfig,
     /// Only version 3 (Feast's default) is written and read.
     #[serde(default = "default_key_version")]
@@ -59,10 +63,12 @@ pub struct KinesisConfig {
 }
 
 impl KinesisConfig {
+    /// Seconds a Kinesis call may take to connect.
     pub fn connect_timeout_seconds(&self) -> u64 {
         self.connect_timeout_seconds.unwrap_or(2).max(1)
     }
 
+    /// Seconds a Kinesis call may take in all.
     pub fn operation_timeout_seconds(&self) -> u64 {
         self.operation_timeout_seconds.unwrap_or(15).max(1)
     }
@@ -77,24 +83,33 @@ fn default_key_version() -> u32 {
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     #[default]
+    /// Feast's `local`.
     Local,
+    /// Feast's `aws`.
     Aws,
+    /// Feast's `gcp`.
     Gcp,
+    /// Feast's `azure`.
     Azure,
 }
 
 /// Where the registry file lives: `registry: path` or `registry: {path: ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RegistryConfig {
+    /// Only `file` is read and written.
     pub registry_type: RegistryType,
+    /// The registry file, relative to the repository.
     pub path: String,
+    /// How long Feast may cache the registry (kept for Feast's readers).
     pub cache_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
+/// The registry's kind.
 pub enum RegistryType {
     #[default]
+    /// A file.
     File,
 }
 
@@ -156,6 +171,7 @@ pub enum OnlineStoreType {
     /// Embedded SQLite, the default.
     #[default]
     Sqlite,
+    /// Redis, in Feast's layout.
     Redis,
 }
 
@@ -168,6 +184,7 @@ pub enum OnlineStoreType {
 #[serde(deny_unknown_fields)]
 pub struct OnlineStoreConfig {
     #[serde(rename = "type", default)]
+    /// `sqlite` (the default) or `redis`.
     pub store_type: OnlineStoreType,
     /// SQLite: the database file (Feast's default `data/online.db`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,41 +217,62 @@ impl OnlineStoreConfig {
 #[serde(deny_unknown_fields)]
 pub struct OfflineStoreConfig {
     #[serde(rename = "type", default)]
+    /// Only `file` (Parquet).
     pub store_type: OfflineStoreType,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
+/// The offline store's type.
 pub enum OfflineStoreType {
     #[default]
+    /// Parquet files under each batch source's `path`.
     File,
 }
 
 /// A configuration that could not be read or is inconsistent.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No `feature_store.yaml` in the directory.
     #[error("no {FILE_NAME} in {dir} (run from the feature repository, or pass --chdir)")]
-    NotFound { dir: PathBuf },
+    NotFound {
+        /// The directory looked in.
+        dir: PathBuf,
+    },
+    /// The file exists but cannot be read.
     #[error("cannot read {path}")]
     Read {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
+    /// The file is not YAML of Feast's keys.
     #[error("{path}: {error}")]
     Parse {
+        /// The file.
         path: PathBuf,
+        /// Where and why, with the line and column.
         error: serde_yaml::Error,
     },
+    /// The keys are well-formed but break a rule.
     #[error("{path}: {problem}")]
-    Invalid { path: PathBuf, problem: Invalid },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The rule broken.
+        problem: Invalid,
+    },
 }
 
 /// A rule across keys that a configuration breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Invalid {
+    /// The project name has characters other than letters, digits and `_`.
     #[error("project \"{0}\" must be letters, digits and underscores")]
     Project(String),
+    /// An entity key serialization version other than 3.
     #[error(
         "entity_key_serialization_version {0} is not supported; feast-rs reads and writes version 3 (Feast's default)"
     )]
@@ -244,7 +282,9 @@ pub enum Invalid {
 /// A loaded configuration and the directory its relative paths start from.
 #[derive(Debug, Clone)]
 pub struct Repo {
+    /// The directory holding `feature_store.yaml`.
     pub dir: PathBuf,
+    /// Its contents.
     pub config: RepoConfig,
 }
 
@@ -282,6 +322,7 @@ impl Repo {
         self.dir.join(path)
     }
 
+    /// The registry file.
     pub fn registry_path(&self) -> PathBuf {
         self.resolve(&self.config.registry.path)
     }
@@ -290,8 +331,10 @@ impl Repo {
 /// Why a YAML text is not a valid configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
+    /// Not YAML, or an unknown or mistyped key (with its position).
     #[error(transparent)]
     Yaml(#[from] serde_yaml::Error),
+    /// A rule across keys is broken.
     #[error(transparent)]
     Invalid(#[from] Invalid),
 }

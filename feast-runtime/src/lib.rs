@@ -20,6 +20,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod config;
 pub mod definition;
@@ -29,7 +31,9 @@ pub mod offline_store;
 pub mod online_store;
 pub mod registry;
 #[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod server;
+#[doc(hidden)]
 pub mod transform;
 
 #[doc(hidden)]
@@ -41,12 +45,14 @@ pub use feast_macros::{
     batch_feature_view, entity, feature_service, file_source, kinesis_source, push_source,
     stream_feature_view,
 };
+pub use feature_store::{Error, FeatureStore, Result};
 pub use polars;
 
 /// What a feature repo needs in scope: the macros, the definition traits and
 /// the Polars prelude.
 pub mod prelude {
     pub use crate::definition::{DataSource, Entity, FeatureService, FeatureView};
+    pub use crate::feature_store::FeatureStore;
     pub use feast_macros::{
         batch_feature_view, entity, feature_service, file_source, kinesis_source, push_source,
         stream_feature_view,

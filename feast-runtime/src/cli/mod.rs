@@ -36,10 +36,12 @@ pub struct Cli {
     pub chdir: PathBuf,
 
     #[command(subcommand)]
+    /// The subcommand to run.
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
+/// The subcommands of a feature repo binary.
 pub enum Command {
     /// List entities, data sources, feature views and services with their schemas.
     List {

@@ -359,7 +359,7 @@ pub(super) fn push(
     to: &str,
 ) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
-    let mode: PushMode = to.parse().map_err(anyhow::Error::msg)?;
+    let mode: PushMode = to.parse()?;
     let store = open(cli)?;
     let df = read_frame(file)?;
     let stats = store.push(source, &df, mode)?;

@@ -7,15 +7,23 @@ use polars::prelude::{DataType, TimeUnit};
 /// A Feast value type (`feast.types`), const-constructible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FeastType {
+    /// 32-bit integers.
     Int32,
+    /// 64-bit integers.
     Int64,
+    /// 32-bit floats.
     Float32,
+    /// 64-bit floats.
     Float64,
+    /// UTF-8 strings.
     String,
+    /// Bytes.
     Bytes,
+    /// Booleans.
     Bool,
     /// Microseconds since the epoch, UTC (a naive Polars datetime).
     UnixTimestamp,
+    /// Lists of one scalar type.
     Array(&'static FeastType),
 }
 
@@ -104,9 +112,13 @@ impl fmt::Display for FeastType {
 /// A join-key value, borrowed from an entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JoinKeyValue<'a> {
+    /// An `Int32` key.
     Int32(i32),
+    /// An `Int64` key.
     Int64(i64),
+    /// A `String` key.
     String(&'a str),
+    /// A `Bytes` key.
     Bytes(&'a [u8]),
 }
 
@@ -117,7 +129,9 @@ pub enum JoinKeyValue<'a> {
     note = "a join key is `i64` (Int64), `i32` (Int32), `String` (String) or `Vec<u8>` (Bytes), the key types Feast serializes"
 )]
 pub trait JoinKey: Clone + fmt::Debug + PartialEq + Eq + std::hash::Hash + 'static {
+    /// The key's Feast type.
     const FEAST_TYPE: FeastType;
+    /// The key as a join-key value.
     fn value(&self) -> JoinKeyValue<'_>;
 }
 

@@ -29,9 +29,13 @@ pub type TransformFn = fn(DataFrame) -> Result<DataFrame, BoxError>;
 /// Where a definition was written, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
+    /// The module the definition is in.
     pub module_path: &'static str,
+    /// The source file.
     pub file: &'static str,
+    /// The line.
     pub line: u32,
+    /// The column.
     pub column: u32,
 }
 
@@ -47,35 +51,51 @@ pub type Pairs = &'static [(&'static str, &'static str)];
 /// A named, typed column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldDef {
+    /// The column's name.
     pub name: &'static str,
+    /// Its type.
     pub dtype: FeastType,
 }
 
 /// An entity (Feast's `Entity`): one join key with its value type.
 #[derive(Debug)]
 pub struct EntityDef {
+    /// The entity's name (the struct's, in snake case, unless given).
     pub name: &'static str,
+    /// The join key: the struct's one field.
     pub join_key: &'static str,
+    /// The join key's type.
     pub value_type: FeastType,
+    /// What it is (the doc comment).
     pub description: &'static str,
+    /// Feast tags.
     pub tags: Pairs,
+    /// Who owns it.
     pub owner: &'static str,
+    /// Where it is defined.
     pub location: Location,
 }
 
 /// A data source (Feast's `FileSource`, `KinesisSource`, `PushSource`).
 #[derive(Debug)]
 pub struct DataSourceDef {
+    /// The source's name.
     pub name: &'static str,
+    /// What it reads.
     pub kind: SourceKind,
     /// The event-time column; empty for push sources, which use their batch source's.
     pub timestamp_field: &'static str,
+    /// The column that settles events with the same event time.
     pub created_timestamp_column: Option<&'static str>,
     /// Source column -> name seen by views.
     pub field_mapping: Pairs,
+    /// What it is (the doc comment).
     pub description: &'static str,
+    /// Feast tags.
     pub tags: Pairs,
+    /// Who owns it.
     pub owner: &'static str,
+    /// Where it is defined.
     pub location: Location,
 }
 
@@ -84,18 +104,25 @@ pub struct DataSourceDef {
 pub enum SourceKind {
     /// Parquet files under `path`.
     File {
+        /// The file or directory, relative to the repository.
         path: &'static str,
+        /// The columns of the files.
         schema: &'static [FieldDef],
     },
     /// A Kinesis stream of JSON records.
     Kinesis {
+        /// The Kinesis stream.
         stream_name: &'static str,
+        /// The stream's AWS region.
         region: &'static str,
+        /// How records are encoded.
         record_format: RecordFormat,
+        /// The file source its records are logged to.
         batch_source: &'static DataSourceDef,
     },
     /// Rows pushed through the API.
     Push {
+        /// The file source pushed rows are logged to.
         batch_source: &'static DataSourceDef,
     },
 }
@@ -106,7 +133,9 @@ pub enum RecordFormat {
     /// Feast's `JsonFormat(schema_json)`: JSON objects with the columns of a
     /// Spark DDL list, parsed at compile time into `schema`.
     Json {
+        /// The Spark DDL string as written.
         schema_json: &'static str,
+        /// The columns it declares.
         schema: &'static [FieldDef],
         /// The columns declared `NOT NULL` (as sent, before `field_mapping`):
         /// a record without a value there is dead-lettered. Every other
@@ -211,11 +240,14 @@ impl DataSourceDef {
 /// Whether a view reads a stream or a batch source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViewKind {
+    /// A `#[stream_feature_view]`.
     Stream,
+    /// A `#[batch_feature_view]`.
     Batch,
 }
 
 impl ViewKind {
+    /// `stream` or `batch`.
     pub fn as_str(self) -> &'static str {
         match self {
             ViewKind::Stream => "stream",
@@ -227,9 +259,13 @@ impl ViewKind {
 /// A feature view (Feast's `StreamFeatureView` / `BatchFeatureView`).
 #[derive(Debug)]
 pub struct FeatureViewDef {
+    /// The view's name (the function's, unless given).
     pub name: &'static str,
+    /// Stream or batch.
     pub kind: ViewKind,
+    /// The entities whose join keys key its rows.
     pub entities: &'static [&'static EntityDef],
+    /// The source its function reads.
     pub source: &'static DataSourceDef,
     /// The declared features the function outputs (join keys and the event
     /// timestamp come on top).
@@ -238,12 +274,19 @@ pub struct FeatureViewDef {
     pub ttl_seconds: u64,
     /// Defaults to the source's timestamp field.
     pub timestamp_field: Option<&'static str>,
+    /// Whether its features are served online.
     pub online: bool,
+    /// Whether `ingest` logs its source's records to the batch source.
     pub offline: bool,
+    /// What it is (the doc comment).
     pub description: &'static str,
+    /// Feast tags.
     pub tags: Pairs,
+    /// Who owns it.
     pub owner: &'static str,
+    /// The function, wrapped.
     pub transform: TransformFn,
+    /// Where it is defined.
     pub location: Location,
 }
 
@@ -292,6 +335,7 @@ impl FeatureViewDef {
                     .saturating_mul(1_000_000)
     }
 
+    /// The declared feature named `name`.
     pub fn feature(&self, name: &str) -> Option<&'static FieldDef> {
         self.schema.iter().find(|f| f.name == name)
     }
@@ -300,27 +344,39 @@ impl FeatureViewDef {
 /// The features of one view that a service selects; empty `features` = all.
 #[derive(Debug)]
 pub struct FeatureProjection {
+    /// The view.
     pub view: &'static FeatureViewDef,
+    /// Its features the service selects.
     pub features: &'static [&'static str],
 }
 
 /// A feature service (Feast's `FeatureService`).
 #[derive(Debug)]
 pub struct FeatureServiceDef {
+    /// The service's name.
     pub name: &'static str,
+    /// The features it selects, view by view.
     pub features: &'static [FeatureProjection],
+    /// What it is (the doc comment).
     pub description: &'static str,
+    /// Feast tags.
     pub tags: Pairs,
+    /// Who owns it.
     pub owner: &'static str,
+    /// Where it is defined.
     pub location: Location,
 }
 
 /// One submitted definition.
 #[derive(Debug, Clone, Copy)]
 pub enum Definition {
+    /// An entity.
     Entity(&'static EntityDef),
+    /// A data source.
     DataSource(&'static DataSourceDef),
+    /// A feature view.
     FeatureView(&'static FeatureViewDef),
+    /// A feature service.
     FeatureService(&'static FeatureServiceDef),
 }
 
@@ -335,8 +391,11 @@ inventory::collect!(Definition);
 pub trait Entity: Clone + fmt::Debug + PartialEq + 'static {
     /// The join key's Rust type.
     type Key: JoinKey;
+    /// The entity's definition.
     const DEF: &'static EntityDef;
+    /// The join key's value.
     fn key(&self) -> &Self::Key;
+    /// The entity with this join key.
     fn from_key(key: Self::Key) -> Self;
 }
 
@@ -347,6 +406,7 @@ pub trait Entity: Clone + fmt::Debug + PartialEq + 'static {
     note = "data sources are unit structs under `#[file_source]`, `#[kinesis_source]` or `#[push_source]`"
 )]
 pub trait DataSource: 'static {
+    /// The source's definition.
     const DEF: &'static DataSourceDef;
 }
 
@@ -378,6 +438,7 @@ pub trait FeatureView: 'static {
     type Row;
     /// The entity (or tuple of entities) that identifies a row.
     type Key: Clone;
+    /// The view's definition.
     const DEF: &'static FeatureViewDef;
 
     /// Appends the entity key's serialization (version 3).
@@ -398,5 +459,6 @@ pub trait FeatureView: 'static {
     label = "not a `#[feature_service]`"
 )]
 pub trait FeatureService: 'static {
+    /// The service's definition.
     const DEF: &'static FeatureServiceDef;
 }

@@ -107,21 +107,31 @@ impl<'a> Reader<'a> {
 /// type than the one asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The bytes end inside this.
     #[error("malformed protobuf: a truncated {0}")]
     Truncated(&'static str),
+    /// A varint runs past 10 bytes.
     #[error("malformed protobuf: a varint longer than 10 bytes")]
     LongVarint,
+    /// A string is not UTF-8.
     #[error("malformed protobuf: a string that is not UTF-8")]
     NotUtf8,
+    /// A field the message does not have.
     #[error("malformed protobuf: field {field} (wire type {wire}) is not part of {message}")]
     UnexpectedField {
+        /// The message read.
         message: &'static str,
+        /// The field's number.
         field: u64,
+        /// Its wire type.
         wire: u8,
     },
+    /// A value of another kind than asked for.
     #[error("expected a {expected} value, found a {found} value")]
     WrongType {
+        /// The kind asked for.
         expected: &'static str,
+        /// The kind stored.
         found: &'static str,
     },
 }

@@ -10,22 +10,37 @@ use super::proto::{
 pub enum Value {
     /// An empty `Value` message: no value.
     Null,
+    /// `bytes_val`.
     Bytes(Vec<u8>),
+    /// `string_val`.
     String(String),
+    /// `int32_val`.
     Int32(i32),
+    /// `int64_val`.
     Int64(i64),
+    /// `double_val`.
     Float64(f64),
+    /// `float_val`.
     Float32(f32),
+    /// `bool_val`.
     Bool(bool),
     /// Seconds since the epoch (Feast's `unix_timestamp_val`).
     UnixTimestamp(i64),
+    /// `bytes_list_val`.
     BytesList(Vec<Vec<u8>>),
+    /// `string_list_val`.
     StringList(Vec<String>),
+    /// `int32_list_val`.
     Int32List(Vec<i32>),
+    /// `int64_list_val`.
     Int64List(Vec<i64>),
+    /// `double_list_val`.
     Float64List(Vec<f64>),
+    /// `float_list_val`.
     Float32List(Vec<f32>),
+    /// `bool_list_val`.
     BoolList(Vec<bool>),
+    /// `unix_timestamp_list_val`, seconds.
     UnixTimestampList(Vec<i64>),
 }
 

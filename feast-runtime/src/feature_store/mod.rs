@@ -4,6 +4,7 @@
 //! assembled by `online_store::read`, point-in-time joins run in
 //! `offline_store::retrieval`.
 
+#[doc(hidden)]
 pub mod json;
 mod verify;
 
@@ -30,66 +31,92 @@ use crate::transform::{self, TransformError};
 /// A failed `FeatureStore` call; each variant names what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// `feature_store.yaml` cannot be read.
     #[error(transparent)]
     Config(#[from] crate::config::Error),
+    /// The definitions break a rule.
     #[error(transparent)]
     Registry(#[from] crate::registry::Error),
+    /// A reference names nothing.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// Two views give a feature of one name.
     #[error("feature `{feature}` is in both `{first}` and `{second}`; ask for full feature names")]
     AmbiguousFeature {
+        /// The feature.
         feature: &'static str,
+        /// The first view giving it.
         first: &'static str,
+        /// The second.
         second: &'static str,
     },
+    /// A frame does not fit a view.
     #[error("view `{view}`: {error}")]
     Frame {
+        /// The view.
         view: &'static str,
+        /// How.
         error: FrameError,
     },
+    /// The entity frame of a retrieval does not fit.
     #[error("entity rows: {0}")]
     EntityRows(FrameError),
+    /// The point-in-time join failed.
     #[error("point-in-time join: {0}")]
     Retrieval(FrameError),
+    /// An online read failed.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// A view's function failed.
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// A view's function returned other columns than declared.
     #[error(
         "view `{view}`: the function's output does not match the declaration: {}",
         problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     Output {
+        /// The view.
         view: &'static str,
+        /// How they differ.
         problems: Vec<transform::OutputProblem>,
     },
+    /// The online store failed.
     #[error(transparent)]
     Online(#[from] online_store::Error),
+    /// The offline store failed.
     #[error(transparent)]
     Offline(#[from] offline_store::Error),
 }
 
+/// A `FeatureStore` result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Where pushed rows go (Feast's `PushMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PushMode {
     #[default]
+    /// Features online.
     Online,
+    /// Rows to the batch source.
     Offline,
+    /// Both.
     OnlineAndOffline,
 }
 
+/// A push mode that is none of Feast's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown push mode `{0}`; expected online, offline or online_and_offline")]
+pub struct UnknownPushMode(pub String);
+
 impl std::str::FromStr for PushMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownPushMode;
+    fn from_str(s: &str) -> Result<Self, UnknownPushMode> {
         match s {
             "online" => Ok(PushMode::Online),
             "offline" => Ok(PushMode::Offline),
             "online_and_offline" | "online-and-offline" => Ok(PushMode::OnlineAndOffline),
-            _ => Err(format!(
-                "unknown push mode `{s}`; expected online, offline or online_and_offline"
-            )),
+            _ => Err(UnknownPushMode(s.to_owned())),
         }
     }
 }
@@ -97,7 +124,9 @@ impl std::str::FromStr for PushMode {
 /// What a materialization did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaterializeStats {
+    /// Per view, what was written.
     pub views: Vec<(String, WriteStats)>,
+    /// Offline rows read.
     pub rows_read: usize,
 }
 
@@ -142,6 +171,7 @@ impl FeatureStore {
         &self.repo.config.project
     }
 
+    /// The definitions.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -151,18 +181,22 @@ impl FeatureStore {
         &self.repo.config
     }
 
+    /// The repository's directory.
     pub fn repo_dir(&self) -> &Path {
         &self.repo.dir
     }
 
+    /// The online store.
     pub fn online_store(&self) -> &dyn OnlineStore {
         self.online.as_ref()
     }
 
+    /// The offline store.
     pub fn offline_store(&self) -> &dyn OfflineStore {
         self.offline.as_ref()
     }
 
+    /// The view named `name`.
     pub fn view(&self, name: &str) -> Result<&'static FeatureViewDef> {
         Ok(self.registry.view_named(name)?)
     }

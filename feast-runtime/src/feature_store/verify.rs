@@ -23,11 +23,13 @@ use crate::online_store::OnlineBatch;
 /// What `verify` found for one view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewReport {
+    /// The view.
     pub view: &'static str,
     /// Entities compared: fresh offline rows and fresh online-only rows.
     pub entities: usize,
     /// Entities whose newest offline row is older than the view's ttl.
     pub expired: usize,
+    /// Every difference, by entity.
     pub differences: Vec<Difference>,
 }
 
@@ -51,20 +53,35 @@ impl ViewReport {
 pub struct Difference {
     /// `join_key=value[,...]`.
     pub entity: String,
+    /// How it differs.
     pub kind: DifferenceKind,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// How an entity differs.
 pub enum DifferenceKind {
     /// The offline store has a row, the online store none.
-    NotOnline { offline_event_us: i64 },
+    NotOnline {
+        /// The newest offline event, microseconds.
+        offline_event_us: i64,
+    },
     /// The online store has a row that no offline row gives.
-    NotOffline { online_event_us: i64 },
+    NotOffline {
+        /// The online event, microseconds.
+        online_event_us: i64,
+    },
     /// Both have the entity at different event times.
-    EventTime { offline_us: i64, online_us: i64 },
+    EventTime {
+        /// Offline, microseconds.
+        offline_us: i64,
+        /// Online, microseconds.
+        online_us: i64,
+    },
     /// Same event time, another value.
     Value {
+        /// The feature.
         feature: &'static str,
+        /// Its offline value.
         offline: Value,
         /// `None`: the online store has no value for the feature.
         online: Option<Value>,

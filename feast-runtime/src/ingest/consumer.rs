@@ -3,7 +3,7 @@
 //! cursors opened after a checkpoint or at the run's start, reads that return
 //! records, the next cursor and how far behind the stream's head they are.
 //! Listing, lineage, pacing, batching, retries and checkpoints are the run's
-//! ([`super::run`]); a new kind of stream implements this trait in its own
+//! (`ingest::run`); a new kind of stream implements this trait in its own
 //! folder.
 
 use std::future::Future;
@@ -15,13 +15,16 @@ use super::pipeline::RawRecord;
 /// from: its records are read only after theirs (a split or merge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partition {
+    /// The partition's id.
     pub id: String,
+    /// The partitions it was split or merged from.
     pub parents: Vec<String>,
 }
 
 /// What one read returned.
 #[derive(Debug)]
 pub struct Fetched<C> {
+    /// The records read, in order.
     pub records: Vec<RawRecord>,
     /// Where to read next; `None` when the partition is closed and read to
     /// its end.
@@ -46,9 +49,11 @@ pub enum Class {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
 pub struct CallError {
+    /// How to handle it.
     pub class: Class,
     /// The service's error code, if it gave one.
     pub code: Option<String>,
+    /// What the service said.
     pub message: String,
 }
 

@@ -47,6 +47,7 @@ fn esc(v: &str) -> String {
 }
 
 impl Metrics {
+    /// Counts a committed batch of a shard: its records, those dead-lettered, its lag.
     pub fn record_batch(&self, stream: &str, shard: &str, records: u64, dead: u64, behind_ms: i64) {
         let mut s = lock(&self.shards);
         let e = s.entry((stream.to_owned(), shard.to_owned())).or_default();
@@ -55,6 +56,7 @@ impl Metrics {
         e.millis_behind_latest = behind_ms;
     }
 
+    /// Records a shard's lag behind the stream's head.
     pub fn record_lag(&self, stream: &str, shard: &str, behind_ms: i64) {
         lock(&self.shards)
             .entry((stream.to_owned(), shard.to_owned()))
@@ -62,6 +64,7 @@ impl Metrics {
             .millis_behind_latest = behind_ms;
     }
 
+    /// Counts a failed call of a shard, by error code.
     pub fn record_error(&self, stream: &str, shard: &str, code: &str) {
         *lock(&self.shards)
             .entry((stream.to_owned(), shard.to_owned()))
@@ -71,6 +74,7 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Records that a shard's checkpoint advanced now.
     pub fn record_checkpoint(&self, stream: &str, shard: &str) {
         let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
         lock(&self.shards)

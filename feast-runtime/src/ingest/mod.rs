@@ -2,12 +2,14 @@
 //!
 //! The batch path ([`pipeline`]: decode, convert, run the views, write with
 //! the checkpoint), the dead-letter sink and the metrics need no stream
-//! client and are always built. The run ([`run`]: partitions, lineage,
-//! pacing, retries) is generic over a [`consumer::StreamConsumer`]; Kinesis
-//! is one ([`kinesis`], behind the `kinesis` feature). A new kind of stream
-//! is a folder beside it and an arm in [`ingest`].
+//! client and are always built. The run (`run`: partitions, lineage,
+//! pacing, retries) is generic over a `consumer::StreamConsumer`; Kinesis
+//! is one (`kinesis`, behind the `kinesis` feature). A new kind of stream
+//! is a folder beside it and an arm in `ingest()`.
 
+#[doc(hidden)]
 pub mod dead_letter;
+#[doc(hidden)]
 pub mod decode;
 pub mod metrics;
 pub mod pipeline;
@@ -47,8 +49,11 @@ mod stream {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub enum StartFrom {
         #[default]
+        /// The oldest record kept.
         TrimHorizon,
+        /// Only records put from now on.
         Latest,
+        /// The first record at or after a time.
         AtTimestamp(DateTime<Utc>),
     }
 
@@ -59,6 +64,7 @@ mod stream {
         pub views: Vec<String>,
         /// Which stores this run writes.
         pub writes: Writes,
+        /// Where a partition without a checkpoint starts.
         pub from: StartFrom,
         /// Stop once every partition reports no lag.
         pub until_caught_up: bool,
@@ -97,36 +103,50 @@ mod stream {
     /// Totals of a run.
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
     pub struct IngestSummary {
+        /// Records read and committed.
         pub records: u64,
+        /// Of them, dead-lettered.
         pub dead_lettered: u64,
+        /// Feature rows written online.
         pub rows_written: u64,
+        /// Partitions read.
         pub shards: usize,
     }
 
     /// Why ingestion stopped with an error.
     #[derive(Debug, thiserror::Error)]
     pub enum Error {
+        /// No view reads a stream.
         #[error("no stream feature view to ingest: no view reads a Kinesis source")]
         NoViews,
+        /// A `--view` names no stream view.
         #[error("unknown feature view `{name}`; stream views on Kinesis sources: {}", available.join(", "))]
         UnknownView {
+            /// The name given.
             name: String,
+            /// The stream views there are.
             available: Vec<&'static str>,
         },
+        /// A `--view` names a view that reads no stream.
         #[error("feature view `{0}` does not read a Kinesis source")]
         NotAStream(&'static str),
+        /// `--only offline` with no view that logs.
         #[error(
             "--only offline logs the records of stream views with `offline = true`, and none of the views to ingest ({}) has it",
             .0.join(", ")
         )]
         NothingOffline(Vec<&'static str>),
+        /// A view fails on an empty frame.
         #[error(
             "feature view `{view}` ({location}) fails validation: {}",
             problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
         )]
         Invalid {
+            /// The view.
             view: &'static str,
+            /// Where it is defined.
             location: Location,
+            /// What is wrong.
             problems: Vec<ViewProblem>,
         },
         /// The stream cannot be read at start-up; says what to set.
@@ -135,16 +155,24 @@ mod stream {
         /// A call the stream refused for good.
         #[error("stream `{stream}`{}: {error} (not retried)", partition.as_deref().map(|p| format!(", shard {p}")).unwrap_or_default())]
         Call {
+            /// The stream.
             stream: &'static str,
+            /// The partition, if the call was one's.
             partition: Option<String>,
+            /// The call's error.
             error: CallError,
         },
+        /// A batch could not be written, for good.
         #[error("stream `{stream}`, shard {shard}: {error}")]
         Pipeline {
+            /// The stream.
             stream: &'static str,
+            /// The shard.
             shard: String,
+            /// Why.
             error: Box<pipeline::Error>,
         },
+        /// A partition's task panicked or was cancelled.
         #[error("a shard task failed: {0}")]
         Task(#[source] tokio::task::JoinError),
     }

@@ -41,13 +41,18 @@ pub enum Writes {
     OfflineOnly,
 }
 
+/// A store name `--only` does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown store `{0}`; expected online or offline")]
+pub struct UnknownStore(pub String);
+
 impl std::str::FromStr for Writes {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownStore;
+    fn from_str(s: &str) -> Result<Self, UnknownStore> {
         match s {
             "online" => Ok(Writes::OnlineOnly),
             "offline" => Ok(Writes::OfflineOnly),
-            _ => Err(format!("unknown store `{s}`; expected online or offline")),
+            _ => Err(UnknownStore(s.to_owned())),
         }
     }
 }
@@ -55,15 +60,20 @@ impl std::str::FromStr for Writes {
 /// One record as read from a shard.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
+    /// The record's sequence number (its position in the shard).
     pub sequence_number: String,
+    /// Its bytes.
     pub data: Vec<u8>,
 }
 
 /// What one batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOutcome {
+    /// Records in the batch.
     pub records: usize,
+    /// Of them, dead-lettered.
     pub dead_lettered: usize,
+    /// Feature rows written online.
     pub rows_written: usize,
 }
 
@@ -71,12 +81,20 @@ pub struct BatchOutcome {
 /// is read again): a store or the dead-letter sink failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The online store failed.
     #[error(transparent)]
     Online(#[from] crate::online_store::Error),
+    /// The offline store failed.
     #[error(transparent)]
     Offline(#[from] offline_store::Error),
+    /// A malformed record could not be set aside in the dead-letter file.
     #[error("dead-letter sink {path}: {error}")]
-    DeadLetter { path: String, error: std::io::Error },
+    DeadLetter {
+        /// The dead-letter file.
+        path: String,
+        /// Why it cannot be written.
+        error: std::io::Error,
+    },
 }
 
 impl Error {
@@ -153,6 +171,7 @@ struct ViewRun {
 }
 
 impl Pipeline {
+    /// A pipeline for `source` and the `views` that read it.
     pub fn new(
         store: Arc<FeatureStore>,
         source: &'static DataSourceDef,
@@ -203,22 +222,27 @@ impl Pipeline {
         }
     }
 
+    /// The feature store written to.
     pub fn store(&self) -> &FeatureStore {
         &self.store
     }
 
+    /// The metrics updated.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
+    /// The source read.
     pub fn source(&self) -> &'static DataSourceDef {
         self.source
     }
 
+    /// The checkpoints' consumer name (the project).
     pub fn consumer(&self) -> &str {
         &self.consumer
     }
 
+    /// Where dead letters go.
     pub fn dead_letter_path(&self) -> &std::path::Path {
         self.dead_letters.path()
     }
@@ -274,7 +298,7 @@ impl Pipeline {
     /// in four stages: [`decode`](Self::decode) the records into the batch
     /// source's columns, [`transform`](Self::transform) them through every
     /// view, [`prepare_writes`](Self::prepare_writes) for the online store,
-    /// and [`commit`](Self::commit): dead letters, the offline log, then the
+    /// and `commit`: dead letters, the offline log, then the
     /// online rows with the checkpoint. `finished` marks the shard as read
     /// to its end.
     pub fn process(

@@ -20,45 +20,66 @@ pub use parquet::{ParquetStore, read_file, write_file};
 /// An offline store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The source has no data yet.
     #[error("batch source `{source_name}`: {path} does not exist (generate or write data first)")]
     Missing {
+        /// The source.
         source_name: &'static str,
+        /// Where it was looked for.
         path: PathBuf,
     },
+    /// A part cannot be read.
     #[error("batch source `{source_name}`: cannot read {path}: {source}")]
     Read {
+        /// The source.
         source_name: &'static str,
+        /// The part.
         path: PathBuf,
         #[source]
+        /// Why.
         source: crate::definition::BoxError,
     },
+    /// A part cannot be written.
     #[error("batch source `{source_name}`: cannot write {path}: {source}")]
     Write {
+        /// The source.
         source_name: &'static str,
+        /// The part.
         path: PathBuf,
         #[source]
+        /// Why.
         source: crate::definition::BoxError,
     },
+    /// Appending needs a directory.
     #[error(
         "batch source `{source_name}`: {path} is a single Parquet file; appending needs a directory of files (move it to {path}/part-0.parquet)"
     )]
     NotADirectory {
+        /// The source.
         source_name: &'static str,
+        /// Its single file.
         path: PathBuf,
     },
+    /// Rows with other columns than the source's.
     #[error(
         "the frame's columns do not match batch source `{source_name}`:{}{}",
         list(" missing", missing),
         list(" extra", extra)
     )]
     Columns {
+        /// The source.
         source_name: &'static str,
+        /// Columns it lacks.
         missing: Vec<String>,
+        /// Columns it has beyond the source's.
         extra: Vec<String>,
     },
+    /// Rows whose columns do not convert.
     #[error("batch source `{source_name}`: {error}")]
     Frame {
+        /// The source.
         source_name: &'static str,
+        /// How.
         error: FrameError,
     },
 }

@@ -21,8 +21,11 @@ pub const ENTITY_TIMESTAMP: &str = "event_timestamp";
 /// function over its offline data) and the features wanted from it.
 #[derive(Debug)]
 pub struct ViewRequest<'a> {
+    /// The view.
     pub view: &'static FeatureViewDef,
+    /// Its feature rows: its function over its offline rows.
     pub rows: &'a DataFrame,
+    /// The features wanted.
     pub features: Vec<&'static str>,
 }
 

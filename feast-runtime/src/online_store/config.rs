@@ -11,28 +11,38 @@ use super::{OnlineStore, Result};
 /// The online store's settings, checked by its backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
+    /// Embedded SQLite.
     Sqlite(SqliteConfig),
     #[cfg(feature = "redis")]
+    /// Redis.
     Redis(super::redis::RedisConfig),
 }
 
 /// Settings a backend cannot use.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A key of another store type.
     #[error("online_store.{key} is not a {store} option ({store} takes: {takes})")]
     Foreign {
+        /// The key.
         key: &'static str,
+        /// The store `type` names.
         store: &'static str,
+        /// The keys it takes.
         takes: String,
     },
+    /// The store is not compiled in.
     #[error(
         "the {store} online store is not in this build (enable feast-runtime's `{feature}` feature)"
     )]
     NotBuilt {
+        /// The store.
         store: &'static str,
+        /// The cargo feature that adds it.
         feature: &'static str,
     },
     #[cfg(feature = "redis")]
+    /// A Redis setting is wrong.
     #[error(transparent)]
     Redis(#[from] super::redis::ConfigError),
 }

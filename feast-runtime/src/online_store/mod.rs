@@ -24,6 +24,7 @@ use crate::transform::frame::{self, FrameError, KeyColumn};
 /// newest row per entity only, sorted by entity key bytes.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct OnlineBatch {
+    /// Serialized entity keys (version 3), sorted.
     pub entity_keys: Vec<Vec<u8>>,
     /// Event time, microseconds since the epoch.
     pub event_ts: Vec<i64>,
@@ -34,10 +35,12 @@ pub struct OnlineBatch {
 }
 
 impl OnlineBatch {
+    /// Rows (entities) in the batch.
     pub fn len(&self) -> usize {
         self.entity_keys.len()
     }
 
+    /// Whether the batch has no rows.
     pub fn is_empty(&self) -> bool {
         self.entity_keys.is_empty()
     }
@@ -155,12 +158,16 @@ pub struct WriteStats {
 /// An online store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The database cannot be opened.
     #[error("online store: cannot open {path}: {source}")]
     Open {
+        /// Its file.
         path: std::path::PathBuf,
         #[source]
+        /// Why.
         source: rusqlite::Error,
     },
+    /// A SQLite call failed.
     #[error("online store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// Redis answered with an error.
@@ -176,8 +183,10 @@ pub enum Error {
         "online store unavailable: redis was unreachable; the next connection is tried after {0:?}"
     )]
     BackingOff(std::time::Duration),
+    /// A stored value is not a `Value`.
     #[error("online store: {0}")]
     Decode(#[from] crate::definition::DecodeError),
+    /// The settings are wrong.
     #[error("feature_store.yaml: {0}")]
     Config(#[from] ConfigError),
 }
@@ -231,6 +240,7 @@ impl Error {
     }
 }
 
+/// An online store result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stream position to commit together with a batch's rows.
@@ -238,7 +248,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct CheckpointUpdate<'a> {
     /// The ingesting application (the project).
     pub consumer: &'a str,
+    /// The stream.
     pub stream: &'a str,
+    /// The shard.
     pub shard: &'a str,
     /// The last sequence number the batch covers.
     pub sequence_number: Option<&'a str>,

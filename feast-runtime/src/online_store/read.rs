@@ -10,13 +10,18 @@ use crate::registry::refs::Resolved;
 /// The status of one value in an online response (Feast's `FieldStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldStatus {
+    /// A value.
     Present,
+    /// A stored null.
     NullValue,
+    /// No value for the entity.
     NotFound,
+    /// A value older than the view's ttl.
     OutsideMaxAge,
 }
 
 impl FieldStatus {
+    /// Feast's name.
     pub fn as_str(self) -> &'static str {
         match self {
             FieldStatus::Present => "PRESENT",
@@ -30,8 +35,11 @@ impl FieldStatus {
 /// One column of an online response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureVector {
+    /// The entity column's or feature's name.
     pub name: String,
+    /// One value per entity row.
     pub values: Vec<Value>,
+    /// One status per entity row.
     pub statuses: Vec<FieldStatus>,
     /// Event time in microseconds since the epoch, at the precision the
     /// online store keeps (whole seconds on SQLite); 0 when not found.
@@ -42,10 +50,12 @@ pub struct FeatureVector {
 /// features in request order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OnlineResponse {
+    /// Entity columns first, then features.
     pub columns: Vec<FeatureVector>,
 }
 
 impl OnlineResponse {
+    /// The column named `name`.
     pub fn column(&self, name: &str) -> Option<&FeatureVector> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -57,17 +67,25 @@ pub type EntityRows<'a> = &'a [(&'a str, Vec<JoinKeyValue<'a>>)];
 /// Entity rows that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// Join keys with different numbers of values.
     #[error("entity rows: `{name}` has {found} values but the first join key has {expected}")]
     Lengths {
+        /// The join key.
         name: String,
+        /// Its values.
         found: usize,
+        /// The first join key's.
         expected: usize,
     },
+    /// A view's join key is not among the rows.
     #[error("entity rows: view `{view}` needs join key `{join_key}`")]
     MissingJoinKey {
+        /// The view.
         view: &'static str,
+        /// The join key.
         join_key: &'static str,
     },
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] super::Error),
 }

@@ -21,9 +21,11 @@ pub struct Registry {
 /// One thing wrong with the definitions, at the definition it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The definition it concerns.
     pub location: Location,
     /// `entity driver`, `feature view driver_hourly_stats`, ...
     pub subject: String,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -36,6 +38,7 @@ impl fmt::Display for Problem {
 /// Every problem found in the definitions.
 #[derive(Debug, thiserror::Error)]
 pub struct Error {
+    /// Every problem found.
     pub problems: Vec<Problem>,
 }
 
@@ -100,36 +103,44 @@ impl Registry {
         }
     }
 
+    /// The entities, by name.
     pub fn entities(&self) -> impl ExactSizeIterator<Item = &'static EntityDef> + '_ {
         self.entities.values().copied()
     }
 
+    /// The data sources, by name.
     pub fn data_sources(&self) -> impl ExactSizeIterator<Item = &'static DataSourceDef> + '_ {
         self.sources.values().copied()
     }
 
+    /// The feature views, by name.
     pub fn feature_views(&self) -> impl ExactSizeIterator<Item = &'static FeatureViewDef> + '_ {
         self.views.values().copied()
     }
 
+    /// The feature services, by name.
     pub fn feature_services(
         &self,
     ) -> impl ExactSizeIterator<Item = &'static FeatureServiceDef> + '_ {
         self.services.values().copied()
     }
 
+    /// The entity named `name`.
     pub fn entity(&self, name: &str) -> Option<&'static EntityDef> {
         self.entities.get(name).copied()
     }
 
+    /// The data source named `name`.
     pub fn data_source(&self, name: &str) -> Option<&'static DataSourceDef> {
         self.sources.get(name).copied()
     }
 
+    /// The feature view named `name`.
     pub fn feature_view(&self, name: &str) -> Option<&'static FeatureViewDef> {
         self.views.get(name).copied()
     }
 
+    /// The feature service named `name`.
     pub fn feature_service(&self, name: &str) -> Option<&'static FeatureServiceDef> {
         self.services.get(name).copied()
     }
@@ -392,6 +403,7 @@ fn names(columns: &[FieldDef]) -> String {
 }
 
 pub mod refs;
+#[doc(hidden)]
 pub mod snapshot;
 
 pub use refs::{Features, ResolveError, Resolved};

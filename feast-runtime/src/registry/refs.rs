@@ -7,7 +7,9 @@ use crate::definition::{DataSourceDef, FeatureViewDef, SourceKind};
 /// The features a read asks for: `view:feature` references or a service.
 #[derive(Debug, Clone)]
 pub enum Features<'a> {
+    /// `view:feature` references.
     Refs(&'a [&'a str]),
+    /// A feature service's name.
     Service(&'a str),
 }
 
@@ -17,27 +19,41 @@ pub type Resolved = Vec<(&'static FeatureViewDef, Vec<&'static str>)>;
 /// A reference that names nothing in the registry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
+    /// No view of that name.
     #[error("unknown feature view `{name}`; feature views: {}", available.join(", "))]
     UnknownView {
+        /// The name asked for.
         name: String,
+        /// The views there are.
         available: Vec<&'static str>,
     },
+    /// No feature of that name in the view.
     #[error("unknown feature `{feature}` in view `{view}`; its features: {}", available.join(", "))]
     UnknownFeature {
+        /// The view.
         view: &'static str,
+        /// The feature asked for.
         feature: String,
+        /// The view's features.
         available: Vec<&'static str>,
     },
+    /// No service of that name.
     #[error("unknown feature service `{name}`; feature services: {}", available.join(", "))]
     UnknownService {
+        /// The name asked for.
         name: String,
+        /// The services there are.
         available: Vec<&'static str>,
     },
+    /// No push source of that name.
     #[error("unknown push source `{name}`; push sources: {}", available.join(", "))]
     UnknownPushSource {
+        /// The name asked for.
         name: String,
+        /// The push sources there are.
         available: Vec<&'static str>,
     },
+    /// A reference without `view:`.
     #[error("invalid feature reference `{0}`: expected `view:feature`")]
     BadReference(String),
 }

@@ -224,7 +224,10 @@ pub(crate) async fn push(
 ) -> Result<Response, ApiError> {
     let req: PushRequest = parse(&body)?;
     blocking(&state, move |store| {
-        let mode: PushMode = req.to.parse().map_err(ApiError::bad_request)?;
+        let mode: PushMode = req
+            .to
+            .parse()
+            .map_err(|e: feature_store::UnknownPushMode| ApiError::bad_request(e.to_string()))?;
         let source = store.push_source(&req.push_source_name)?;
         let schema = source.offline_source().schema();
         let df = json::frame(&req.df, &schema)?;

@@ -58,40 +58,61 @@ impl Endpoint {
 /// Why Kinesis cannot be read at start-up; each says what to set or fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The default credential chain found nothing.
     #[error(
         "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); a local emulator accepts any pair, such as AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test{}",
         if *slow { " (looking for them took over 10 s)" } else { "" }
     )]
-    NoCredentials { slow: bool },
+    NoCredentials {
+        /// The chain took over 10 s to give up.
+        slow: bool,
+    },
+    /// The stream does not exist.
     #[error(
         "stream `{stream}` does not exist at {endpoint} (region {region}): create it, or check the source's stream_name and region"
     )]
     NoStream {
+        /// The stream.
         stream: String,
+        /// Where it was looked for.
         endpoint: String,
+        /// In which region.
         region: String,
     },
+    /// The credentials were refused.
     #[error(
         "Kinesis at {endpoint} refused the credentials for stream `{stream}`: {message}; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
     )]
     Refused {
+        /// The stream.
         stream: String,
+        /// Where.
         endpoint: String,
+        /// What Kinesis said.
         message: String,
     },
+    /// Another error Kinesis returned.
     #[error("stream `{stream}` at {endpoint}: {code}: {message}")]
     Other {
+        /// The stream.
         stream: String,
+        /// Where.
         endpoint: String,
+        /// Its error code.
         code: String,
+        /// Its message.
         message: String,
     },
+    /// Nobody answered at the endpoint.
     #[error(
         "cannot reach Kinesis at {endpoint} (region {region}): {cause}; for a local emulator set AWS_ENDPOINT_URL_KINESIS (or kinesis.endpoint_url in feature_store.yaml), on AWS check the source's region"
     )]
     Unreachable {
+        /// The endpoint.
         endpoint: String,
+        /// The region.
         region: String,
+        /// The innermost cause.
         cause: String,
     },
 }

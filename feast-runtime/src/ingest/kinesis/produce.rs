@@ -13,12 +13,26 @@ use crate::ingest::run::Backoff;
 /// Why records could not be put.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
+    /// Kinesis refused to create the stream.
     #[error("CreateStream {stream}: {message}")]
-    Create { stream: String, message: String },
+    Create {
+        /// The stream.
+        stream: String,
+        /// What Kinesis said.
+        message: String,
+    },
+    /// A created stream did not become active.
     #[error("stream {0} did not become active within 30 s")]
     NotActive(String),
+    /// Kinesis refused the records (after retrying throttled ones).
     #[error("PutRecords {stream}: {message}")]
-    Put { stream: String, message: String },
+    Put {
+        /// The stream.
+        stream: String,
+        /// What Kinesis said.
+        message: String,
+    },
+    /// A record cannot be made into a request entry.
     #[error("a record cannot be sent: {0}")]
     Entry(#[source] aws_sdk_kinesis::error::BuildError),
 }

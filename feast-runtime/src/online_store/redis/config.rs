@@ -5,30 +5,42 @@
 /// A `connection_string` that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// No host before the first comma.
     #[error("redis connection string {0:?} names no host (expected \"host:port,db=0\")")]
     NoHost(String),
+    /// A port or db that is not a number.
     #[error("redis connection string: {0} {1:?} is not a number")]
     BadNumber(&'static str, String),
+    /// An option without `=`.
     #[error("redis connection string: {0:?} is not `key=value`")]
     NotKeyValue(String),
+    /// `ssl` other than true or false.
     #[error("redis connection string: ssl {0:?} is not true or false")]
     BadSsl(String),
+    /// An option redis-py's string does not have.
     #[error(
         "redis connection string: unknown option `{0}`; expected db, password, username, ssl or ssl_ca_certs"
     )]
     UnknownOption(String),
+    /// A CA file without TLS.
     #[error("redis connection string: ssl_ca_certs needs ssl=true")]
     CaWithoutSsl,
+    /// The CA file cannot be read.
     #[error("redis connection string: ssl_ca_certs {path:?} cannot be read: {source}")]
     CaFile {
+        /// The file.
         path: String,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
+    /// The client refuses the URL.
     #[error("redis connection string: {0}")]
     Client(#[source] redis::RedisError),
+    /// No `connection_string`.
     #[error("online_store.type redis needs connection_string, as in \"localhost:6379\"")]
     NoConnectionString,
+    /// A `redis_type` other than `redis`.
     #[error("online_store.redis_type {0:?} is not supported; only \"redis\" is")]
     RedisType(String),
 }
@@ -36,6 +48,7 @@ pub enum ConfigError {
 /// The Redis store's typed settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
+    /// The server.
     pub connection: ConnectionSpec,
     /// An EXPIRE set on every written key; 0 for none.
     pub key_ttl_seconds: u64,
@@ -103,10 +116,15 @@ impl RedisConfig {
 /// A Redis server, as Feast's `connection_string` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionSpec {
+    /// The host.
     pub host: String,
+    /// The port (6379 by default).
     pub port: u16,
+    /// The database number.
     pub db: i64,
+    /// An ACL user.
     pub username: Option<String>,
+    /// The password.
     pub password: Option<String>,
     /// TLS (`ssl=true`).
     pub ssl: bool,

@@ -8,10 +8,11 @@
 //! 500 entities, and the calls of a write are pipelined. Checkpoints and
 //! materialization state live in the same Redis under `feast_rs:{project}:...`
 //! keys; a checkpoint (`checkpoint.lua`) is written only after the rows it
-//! covers are acknowledged. Connections come from a pool ([`connection`]).
+//! covers are acknowledged. Connections come from a pool (`connection.rs`).
 
 mod config;
 mod connection;
+#[doc(hidden)]
 pub mod layout;
 
 use std::fmt::Write as _;

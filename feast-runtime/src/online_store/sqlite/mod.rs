@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 mod checkpoint;
 mod value_text;
 
+#[doc(hidden)]
 pub use value_text::{python_float_repr, value_text};
 
 use super::{
@@ -35,6 +36,7 @@ impl SqliteConfig {
     /// The `online_store` keys this store takes.
     pub const KEYS: &'static [&'static str] = &["path"];
 
+    /// `path`, or Feast's default `data/online.db`.
     pub fn new(path: Option<&str>) -> SqliteConfig {
         SqliteConfig {
             path: path.unwrap_or("data/online.db").to_owned(),
@@ -89,6 +91,7 @@ impl SqliteStore {
         })
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
