@@ -37,7 +37,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// The wrk script: POST /get-online-features for one random driver.
-const WRK_SCRIPT: &str = include_str!("../../../bench/get-online-features.lua");
+const WRK_SCRIPT: &str = include_str!("../../feast/get-online-features.lua");
 
 /// What `wrk --latency` reported.
 #[derive(Debug, Default)]

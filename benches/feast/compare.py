@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Feast 0.67 and feast-rs side by side, on the same data and machine, in one run.
 
-Run through `bench/run`, which builds feast-rs, installs Feast in a virtual
+Run through `scripts/bench compare`, which builds feast-rs, installs Feast in a virtual
 environment and the services, and generates the data. For each workload the
 two take turns (Feast first on even runs, feast-rs first on odd ones), so that
 the machine's drift hits both; the table shows medians, the number of runs and

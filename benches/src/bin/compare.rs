@@ -1,4 +1,4 @@
-//! The feast-rs side of `bench/run`, the side-by-side benchmark against
+//! The feast-rs side of `scripts/bench compare`, the side-by-side benchmark against
 //! Feast: one workload per call, timed in-process, the result as one line
 //! of JSON on stdout (and the data to compare written where asked).
 //!
