@@ -7,6 +7,8 @@
 
 mod entity_key;
 mod feast_type;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub(crate) mod proto;
 pub mod time;
 mod value;

@@ -206,76 +206,20 @@ pub fn read_features(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definition::{
-        DataSourceDef, EntityDef, FeastType, FieldDef, Location, SourceKind, ViewKind,
-    };
+    use crate::definition::fixtures::{self, field};
+    use crate::definition::{DataSourceDef, FeastType};
     use crate::online_store::OnlineBatch;
     use crate::online_store::sqlite::SqliteStore;
 
-    const AT: Location = Location {
-        module_path: "tests",
-        file: "read.rs",
-        line: 1,
-        column: 1,
-    };
-
-    static DRIVER: EntityDef = EntityDef {
-        name: "driver",
-        join_key: "driver_id",
-        value_type: FeastType::Int64,
-        description: "",
-        tags: &[],
-        owner: "",
-        location: AT,
-    };
-
-    static SOURCE: DataSourceDef = DataSourceDef {
-        name: "s",
-        kind: SourceKind::File {
-            path: "s",
-            schema: &[],
-        },
-        timestamp_field: "event_timestamp",
-        created_timestamp_column: None,
-        field_mapping: &[],
-        description: "",
-        tags: &[],
-        owner: "",
-        location: AT,
-    };
-
-    fn identity(
-        df: polars::prelude::DataFrame,
-    ) -> Result<polars::prelude::DataFrame, crate::definition::BoxError> {
-        Ok(df)
-    }
+    static SOURCE: DataSourceDef = fixtures::file_source("s", "s", &[]);
 
     /// A view whose values last an hour.
-    static VIEW: FeatureViewDef = FeatureViewDef {
-        name: "v",
-        kind: ViewKind::Batch,
-        entities: &[&DRIVER],
-        source: &SOURCE,
-        schema: &[
-            FieldDef {
-                name: "a",
-                dtype: FeastType::Int64,
-            },
-            FieldDef {
-                name: "b",
-                dtype: FeastType::Int64,
-            },
-        ],
-        ttl_seconds: 3600,
-        timestamp_field: None,
-        online: true,
-        offline: false,
-        description: "",
-        tags: &[],
-        owner: "",
-        transform: identity,
-        location: AT,
-    };
+    static VIEW: FeatureViewDef = fixtures::batch_view(
+        "v",
+        &SOURCE,
+        &[field("a", FeastType::Int64), field("b", FeastType::Int64)],
+        3600,
+    );
 
     const T: i64 = 1_735_732_800_000_000;
 

@@ -142,98 +142,30 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definition::{
-        Definition, EntityDef, FeastType, FeatureProjection, FeatureServiceDef, FieldDef, Location,
-        ViewKind,
-    };
+    use crate::definition::fixtures::{self, AT, DRIVER, field};
+    use crate::definition::{Definition, FeastType, FeatureProjection, FeatureServiceDef};
 
-    const AT: Location = Location {
-        module_path: "tests",
-        file: "refs.rs",
-        line: 1,
-        column: 1,
-    };
-
-    static DRIVER: EntityDef = EntityDef {
-        name: "driver",
-        join_key: "driver_id",
-        value_type: FeastType::Int64,
-        description: "",
-        tags: &[],
-        owner: "",
-        location: AT,
-    };
-
-    static STATS: DataSourceDef = DataSourceDef {
-        name: "stats",
-        kind: SourceKind::File {
-            path: "s",
-            schema: &[
-                FieldDef {
-                    name: "driver_id",
-                    dtype: FeastType::Int64,
-                },
-                FieldDef {
-                    name: "event_timestamp",
-                    dtype: FeastType::UnixTimestamp,
-                },
-                FieldDef {
-                    name: "a",
-                    dtype: FeastType::Int64,
-                },
-                FieldDef {
-                    name: "b",
-                    dtype: FeastType::Int64,
-                },
-            ],
-        },
-        timestamp_field: "event_timestamp",
-        created_timestamp_column: None,
-        field_mapping: &[],
-        description: "",
-        tags: &[],
-        owner: "",
-        location: AT,
-    };
-
-    fn identity(
-        df: polars::prelude::DataFrame,
-    ) -> Result<polars::prelude::DataFrame, crate::definition::BoxError> {
-        Ok(df)
-    }
-
-    static V1: FeatureViewDef = FeatureViewDef {
-        name: "v1",
-        kind: ViewKind::Batch,
-        entities: &[&DRIVER],
-        source: &STATS,
-        schema: &[
-            FieldDef {
-                name: "a",
-                dtype: FeastType::Int64,
-            },
-            FieldDef {
-                name: "b",
-                dtype: FeastType::Int64,
-            },
+    static STATS: DataSourceDef = fixtures::file_source(
+        "stats",
+        "s",
+        &[
+            field("driver_id", FeastType::Int64),
+            field("event_timestamp", FeastType::UnixTimestamp),
+            field("a", FeastType::Int64),
+            field("b", FeastType::Int64),
         ],
-        ttl_seconds: 0,
-        timestamp_field: None,
-        online: true,
-        offline: false,
-        description: "",
-        tags: &[],
-        owner: "",
-        transform: identity,
-        location: AT,
-    };
+    );
+
+    static V1: FeatureViewDef = fixtures::batch_view(
+        "v1",
+        &STATS,
+        &[field("a", FeastType::Int64), field("b", FeastType::Int64)],
+        0,
+    );
 
     static V2: FeatureViewDef = FeatureViewDef {
         name: "v2",
-        schema: &[FieldDef {
-            name: "b",
-            dtype: FeastType::Int64,
-        }],
+        schema: &[field("b", FeastType::Int64)],
         ..V1
     };
 

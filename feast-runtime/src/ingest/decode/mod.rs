@@ -306,29 +306,10 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definition::{Location, RecordFormat, SourceKind};
+    use crate::definition::fixtures::{self, AT};
+    use crate::definition::{RecordFormat, SourceKind};
 
-    const LOCATION: Location = Location {
-        module_path: "tests",
-        file: "decode.rs",
-        line: 1,
-        column: 1,
-    };
-
-    static HISTORY: DataSourceDef = DataSourceDef {
-        name: "history",
-        kind: SourceKind::File {
-            path: "data/history.parquet",
-            schema: &[],
-        },
-        timestamp_field: "event_timestamp",
-        created_timestamp_column: None,
-        field_mapping: &[],
-        description: "",
-        tags: &[],
-        owner: "",
-        location: LOCATION,
-    };
+    static HISTORY: DataSourceDef = fixtures::file_source("history", "data/history.parquet", &[]);
 
     static EVERY_TYPE: DataSourceDef = DataSourceDef {
         name: "every_type",
@@ -390,7 +371,7 @@ mod tests {
         description: "",
         tags: &[],
         owner: "",
-        location: LOCATION,
+        location: AT,
     };
 
     fn decoder() -> Decoder {
@@ -603,7 +584,7 @@ mod tests {
         description: "",
         tags: &[],
         owner: "",
-        location: LOCATION,
+        location: AT,
     };
 
     #[test]
