@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aggregate;
 pub mod cli;
 pub mod config;
 pub mod definition;

@@ -156,6 +156,8 @@ pub static INVALID_VIEW: FeatureViewDef = FeatureViewDef {
     entities: &[],
     source: &INVALID_SOURCE,
     schema: &[],
+    output: &[],
+    aggregations: &[],
     ttl_seconds: 0,
     timestamp_field: None,
     online: false,

@@ -4,7 +4,7 @@
 //! module graph stays acyclic:
 //!
 //! ```text
-//! definition, config -> registry -> transform -> {online_store, offline_store}
+//! definition, config -> registry -> transform -> aggregate -> {online_store, offline_store}
 //!   -> feature_store -> ingest -> {server, cli}
 //! ```
 
@@ -16,6 +16,7 @@ const ORDER: &[&str] = &[
     "config",
     "registry",
     "transform",
+    "aggregate",
     "online_store",
     "offline_store",
     "feature_store",

@@ -300,21 +300,25 @@ static PUSH: DataSourceDef = DataSourceDef {
     ..FILE
 };
 
+const VIEW_SCHEMA: &[FieldDef] = &[
+    FieldDef {
+        name: "conv_rate",
+        dtype: FeastType::Float32,
+    },
+    FieldDef {
+        name: "avg_daily_trips",
+        dtype: FeastType::Int64,
+    },
+];
+
 static VIEW: FeatureViewDef = FeatureViewDef {
     name: "stats_view",
     kind: ViewKind::Batch,
     entities: &[&DRIVER],
     source: &FILE,
-    schema: &[
-        FieldDef {
-            name: "conv_rate",
-            dtype: FeastType::Float32,
-        },
-        FieldDef {
-            name: "avg_daily_trips",
-            dtype: FeastType::Int64,
-        },
-    ],
+    schema: VIEW_SCHEMA,
+    output: VIEW_SCHEMA,
+    aggregations: &[],
     ttl_seconds: 3600,
     timestamp_field: None,
     online: true,
@@ -326,19 +330,22 @@ static VIEW: FeatureViewDef = FeatureViewDef {
     location: at(20),
 };
 
+const BAD_VIEW_SCHEMA: &[FieldDef] = &[
+    FieldDef {
+        name: "conv_rate",
+        dtype: FeastType::Float32,
+    },
+    FieldDef {
+        name: "driver",
+        dtype: FeastType::Float64,
+    },
+];
+
 static BAD_VIEW: FeatureViewDef = FeatureViewDef {
     name: "bad_view",
     source: &KEYLESS_FILE,
-    schema: &[
-        FieldDef {
-            name: "conv_rate",
-            dtype: FeastType::Float32,
-        },
-        FieldDef {
-            name: "driver",
-            dtype: FeastType::Float64,
-        },
-    ],
+    schema: BAD_VIEW_SCHEMA,
+    output: BAD_VIEW_SCHEMA,
     location: at(21),
     ..VIEW
 };

@@ -394,6 +394,11 @@ static SHORT: FeatureViewDef = FeatureViewDef {
         name: "v",
         dtype: FeastType::Int64,
     }],
+    output: &[FieldDef {
+        name: "v",
+        dtype: FeastType::Int64,
+    }],
+    aggregations: &[],
     ttl_seconds: 5,
     timestamp_field: None,
     online: true,

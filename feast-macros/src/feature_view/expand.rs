@@ -176,12 +176,16 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
                 #output
             }
 
+            const __FEAST_SCHEMA: &[#p::FieldDef] = &[#(#schema),*];
+
             static __FEAST_DEF: #p::FeatureViewDef = #p::FeatureViewDef {
                 name: #name,
                 kind: #kind,
                 entities: &[#(#entities),*],
                 source: #source,
-                schema: &[#(#schema),*],
+                schema: __FEAST_SCHEMA,
+                output: __FEAST_SCHEMA,
+                aggregations: &[],
                 ttl_seconds: #ttl,
                 timestamp_field: #timestamp_field,
                 online: #online,

@@ -73,6 +73,8 @@ pub(crate) const fn batch_view(
         entities: DRIVERS,
         source,
         schema,
+        output: schema,
+        aggregations: &[],
         ttl_seconds,
         timestamp_field: None,
         online: true,

@@ -5,6 +5,7 @@
 //! `static` in the user's crate, submitted to `inventory`, and collected into a
 //! [`Registry`](crate::registry::Registry) at start-up.
 
+mod aggregation;
 mod entity_key;
 mod feast_type;
 #[cfg(test)]
@@ -17,6 +18,7 @@ use std::fmt;
 
 use polars::prelude::DataFrame;
 
+pub use aggregation::{AggFunction, AggregationDef, MAX_LAST_N};
 pub use entity_key::{entity_key_text, serialize_entity_key};
 pub use feast_type::{FeastType, JoinKey, JoinKeyValue};
 pub use proto::DecodeError;
@@ -269,9 +271,15 @@ pub struct FeatureViewDef {
     pub entities: &'static [&'static EntityDef],
     /// The source its function reads.
     pub source: &'static DataSourceDef,
-    /// The declared features the function outputs (join keys and the event
-    /// timestamp come on top).
+    /// The features the view serves: for a plain view, the columns its
+    /// function declares; for a view with aggregations, the aggregations'.
     pub schema: &'static [FieldDef],
+    /// The columns the function declares it outputs, besides join keys and
+    /// the event timestamp (for a plain view, `schema` itself).
+    pub output: &'static [FieldDef],
+    /// Windowed aggregations over the function's output; none for a plain
+    /// view.
+    pub aggregations: &'static [AggregationDef],
     /// 0 means the values never expire.
     pub ttl_seconds: u64,
     /// Defaults to the source's timestamp field.
@@ -308,7 +316,7 @@ impl FeatureViewDef {
     }
 
     /// The columns the function must return: join keys, the event timestamp,
-    /// then the declared features.
+    /// then the declared columns.
     pub fn output_schema(&self) -> Vec<FieldDef> {
         let mut out: Vec<FieldDef> = self
             .entities
@@ -322,7 +330,7 @@ impl FeatureViewDef {
             name: self.event_timestamp_field(),
             dtype: FeastType::UnixTimestamp,
         });
-        out.extend_from_slice(self.schema);
+        out.extend_from_slice(self.output);
         out
     }
 
@@ -337,7 +345,12 @@ impl FeatureViewDef {
                     .saturating_mul(1_000_000)
     }
 
-    /// The declared feature named `name`.
+    /// Whether the view's features are windowed aggregations.
+    pub fn is_aggregated(&self) -> bool {
+        !self.aggregations.is_empty()
+    }
+
+    /// The served feature named `name`.
     pub fn feature(&self, name: &str) -> Option<&'static FieldDef> {
         self.schema.iter().find(|f| f.name == name)
     }

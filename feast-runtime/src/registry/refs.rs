@@ -166,6 +166,7 @@ mod tests {
     static V2: FeatureViewDef = FeatureViewDef {
         name: "v2",
         schema: &[field("b", FeastType::Int64)],
+        output: &[field("b", FeastType::Int64)],
         ..V1
     };
 

@@ -3,7 +3,7 @@
 
 use polars::prelude::*;
 
-use crate::definition::{FeastType, FieldDef, Value, time};
+use crate::definition::{FeastType, FeatureViewDef, FieldDef, Value, time};
 
 /// A frame whose columns do not fit what a view or source expects.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -280,8 +280,32 @@ pub fn check_feature_column(df: &DataFrame, field: &FieldDef) -> Result<(), Fram
 
 /// Reads a feature column as online values; nulls become [`Value::Null`].
 pub fn feature_values(df: &DataFrame, field: &FieldDef) -> Result<Vec<Value>, FrameError> {
-    let col = cast_to(column(df, field.name, field.dtype)?, field.dtype)?;
-    values_of(&col, field.dtype)
+    values_of(&typed_column(df, field)?, field.dtype)
+}
+
+/// A column converted to its declared type.
+pub fn typed_column(df: &DataFrame, field: &FieldDef) -> Result<Column, FrameError> {
+    cast_to(column(df, field.name, field.dtype)?, field.dtype)
+}
+
+/// Each row's serialized entity key (version 3) from the view's join-key
+/// columns.
+pub fn entity_keys(df: &DataFrame, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>, FrameError> {
+    let keys: Vec<(&str, KeyColumn)> = view
+        .entities
+        .iter()
+        .map(|e| Ok((e.join_key, key_column(df, e.join_key, e.value_type)?)))
+        .collect::<Result<_, FrameError>>()?;
+    let mut pairs = Vec::with_capacity(keys.len());
+    Ok((0..df.height())
+        .map(|row| {
+            pairs.clear();
+            pairs.extend(keys.iter().map(|(name, col)| (*name, col.value(row))));
+            let mut buf = Vec::with_capacity(40);
+            crate::definition::serialize_entity_key(&mut buf, &pairs);
+            buf
+        })
+        .collect())
 }
 
 fn values_of(col: &Column, ty: FeastType) -> Result<Vec<Value>, FrameError> {
