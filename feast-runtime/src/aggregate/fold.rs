@@ -200,6 +200,11 @@ pub struct Events {
 }
 
 impl Events {
+    /// The entity keys with events, in no set order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.by_key.keys().map(Vec::as_slice)
+    }
+
     /// Indexes the rows of `df`, the view function's output.
     pub fn new(view: &FeatureViewDef, df: &DataFrame) -> Result<Events, FrameError> {
         let keys = frame::entity_keys(df, view)?;

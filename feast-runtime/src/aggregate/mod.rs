@@ -26,6 +26,7 @@ pub mod codec;
 pub mod exact;
 mod fold;
 pub mod state;
+pub mod stored;
 #[cfg(test)]
 mod tests;
 

@@ -81,6 +81,14 @@ pub enum Error {
         /// How they differ.
         problems: Vec<transform::OutputProblem>,
     },
+    /// Rows written straight to an aggregated view's online store.
+    #[error(
+        "view `{view}` aggregates its events into windows, which only `ingest` (its stream) and `materialize` (its batch source) write; write the events to the source instead"
+    )]
+    AggregatedWrite {
+        /// The view.
+        view: &'static str,
+    },
     /// The online store failed.
     #[error(transparent)]
     Online(#[from] online_store::Error),
@@ -221,6 +229,9 @@ impl FeatureStore {
     }
 
     fn write_online(&self, view: &'static FeatureViewDef, df: &DataFrame) -> Result<WriteStats> {
+        if view.is_aggregated() {
+            return Err(Error::AggregatedWrite { view: view.name });
+        }
         let batch = OnlineBatch::from_frame(view, df).map_err(|source| Error::Frame {
             view: view.name,
             error: source,
@@ -322,6 +333,13 @@ impl FeatureStore {
         let (start_us, end_us) = (start.timestamp_micros(), end.timestamp_micros());
         let mut stats = MaterializeStats::default();
         for view in views {
+            if view.is_aggregated() {
+                let (read, written) = self.backfill(view, end_us)?;
+                stats.rows_read += read;
+                self.online.set_materialized_until(view.name, end_us)?;
+                stats.views.push((view.name.to_owned(), written));
+                continue;
+            }
             let rows = self.offline_rows(view)?;
             let rows = filter_time(&rows, view.event_timestamp_field(), start_us, end_us).map_err(
                 |source| Error::Frame {
@@ -335,6 +353,41 @@ impl FeatureStore {
             stats.views.push((view.name.to_owned(), written));
         }
         Ok(stats)
+    }
+
+    /// Recomputes the backfill part of an aggregated view's tiles from its
+    /// batch source up to `end_us`: every event a window at `end_us` or
+    /// later can count, leaving out the stream's own offline log, whose
+    /// events `ingest` counted (so no event counts twice, whichever runs
+    /// first). Rows read and the write.
+    fn backfill(&self, view: &'static FeatureViewDef, end_us: i64) -> Result<(usize, WriteStats)> {
+        let source = view.source.offline_source();
+        let raw = match view.source.kind {
+            crate::definition::SourceKind::Kinesis { stream_name, .. } => {
+                self.offline.read_parts(source, &|part| {
+                    !offline_store::is_stream_log(stream_name, part)
+                })?
+            }
+            _ => self.offline.read(source)?,
+        };
+        let rows = self.transform(view, &raw)?;
+        let plan = crate::aggregate::Plan::of(view);
+        let oldest = plan
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| plan.first_live_tile(g, end_us).saturating_mul(group.hop_us))
+            .min()
+            .unwrap_or(end_us);
+        let frame_err = |error| Error::Frame {
+            view: view.name,
+            error,
+        };
+        let rows =
+            filter_time(&rows, view.event_timestamp_field(), oldest, end_us).map_err(frame_err)?;
+        let batch = OnlineBatch::from_events(view, &rows, crate::aggregate::stored::Part::Backfill)
+            .map_err(frame_err)?;
+        Ok((rows.height(), self.online.write(view, &batch)?))
     }
 
     /// Materializes each view from the end of its previous materialization
@@ -421,8 +474,9 @@ impl FeatureStore {
                 buf
             })
             .collect();
-        let stored = self.online.read(view, &encoded, &names)?;
         let now_us = Utc::now().timestamp_micros();
+        let stored =
+            online_store::read::stored_rows(self.online.as_ref(), view, &encoded, &names, now_us)?;
         let mut out = Vec::with_capacity(keys.len());
         for (key, row) in keys.iter().zip(stored) {
             let row = match row {

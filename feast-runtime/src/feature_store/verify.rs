@@ -19,6 +19,7 @@ use crate::definition::FeatureViewDef;
 use crate::definition::{Value, entity_key_text};
 use crate::feature_store::{Error, FeatureStore, Result};
 use crate::online_store::OnlineBatch;
+use crate::online_store::read::stored_rows;
 
 /// What `verify` found for one view.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +156,40 @@ fn entity(key: &[u8]) -> String {
     entity_key_text(key).unwrap_or_else(|| format!("{key:02x?}"))
 }
 
+/// An aggregated view's windows at `now_us` from its offline rows, one row
+/// per entity (sorted by key) with its newest event time, as a read of the
+/// online store gives them.
+fn windows_now(
+    view: &FeatureViewDef,
+    rows: &polars::prelude::DataFrame,
+    now_us: i64,
+) -> Result<OnlineBatch, crate::transform::frame::FrameError> {
+    let events = crate::aggregate::Events::new(view, rows)?;
+    let mut keys: Vec<&[u8]> = events.keys().collect();
+    keys.sort_unstable();
+    let mut out = OnlineBatch {
+        features: view
+            .aggregations
+            .iter()
+            .map(|a| (a.name, Vec::new()))
+            .collect(),
+        ..OnlineBatch::default()
+    };
+    for key in keys {
+        if let Some((newest, values)) =
+            crate::aggregate::evaluate_events(view, &events, key, now_us)
+        {
+            out.entity_keys.push(key.to_vec());
+            out.event_ts.push(newest);
+            out.created_ts.push(None);
+            for ((_, col), v) in out.features.iter_mut().zip(values) {
+                col.push(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl FeatureStore {
     /// Checks each online view (or `views`) of the online store against its
     /// recomputation from the offline store, as of `now` for the ttl.
@@ -170,10 +205,15 @@ impl FeatureStore {
     fn verify_view(&self, view: &'static FeatureViewDef, now_us: i64) -> Result<ViewReport> {
         let fresh = |event_us: i64| view.is_fresh(event_us, now_us);
         let rows = self.offline_rows(view)?;
-        let newest = OnlineBatch::from_frame(view, &rows).map_err(|error| Error::Frame {
+        let frame_err = |error| Error::Frame {
             view: view.name,
             error,
-        })?;
+        };
+        let newest = if view.is_aggregated() {
+            windows_now(view, &rows, now_us).map_err(frame_err)?
+        } else {
+            OnlineBatch::from_frame(view, &rows).map_err(frame_err)?
+        };
         let names: Vec<&str> = view.schema.iter().map(|f| f.name).collect();
         let offline_keys: HashSet<&[u8]> = newest.entity_keys.iter().map(Vec::as_slice).collect();
         let compared: Vec<usize> = (0..newest.len())
@@ -183,7 +223,7 @@ impl FeatureStore {
             .iter()
             .map(|&i| newest.entity_keys[i].clone())
             .collect();
-        let stored = self.online_store().read(view, &keys, &names)?;
+        let stored = stored_rows(self.online_store(), view, &keys, &names, now_us)?;
         let mut report = ViewReport {
             view: view.name,
             entities: compared.len(),
@@ -234,7 +274,7 @@ impl FeatureStore {
             .into_iter()
             .filter(|k| !offline_keys.contains(k.as_slice()))
             .collect();
-        let stored = self.online_store().read(view, &only_online, &names)?;
+        let stored = stored_rows(self.online_store(), view, &only_online, &names, now_us)?;
         for (key, online) in only_online.iter().zip(stored) {
             if let Some(row) = online.filter(|r| fresh(r.event_ts)) {
                 report.entities += 1;

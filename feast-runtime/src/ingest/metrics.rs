@@ -22,6 +22,7 @@ struct ShardStats {
 #[derive(Debug, Default, Clone)]
 struct ViewStats {
     rows_written: u64,
+    too_late: u64,
     batches: u64,
     seconds_sum: f64,
     /// Batches per bucket of `BUCKETS` (not cumulative), then one for +Inf.
@@ -96,6 +97,15 @@ impl Metrics {
             .position(|b| seconds <= *b)
             .unwrap_or(BUCKETS.len());
         e.buckets[bucket] += 1;
+    }
+
+    /// Counts events of `view` from `shard` that arrived too late for any
+    /// window of the view (committed batches only).
+    pub fn record_too_late(&self, view: &str, shard: &str, events: u64) {
+        lock(&self.views)
+            .entry((view.to_owned(), shard.to_owned()))
+            .or_default()
+            .too_late += events;
     }
 
     /// Totals: (records in, dead-lettered).
@@ -182,6 +192,16 @@ impl Metrics {
             views
                 .iter()
                 .map(|(k, v)| (vl(k), v.rows_written.to_string()))
+                .collect(),
+        );
+        family(
+            "feast_ingest_events_too_late_total",
+            "Events older than every window of an aggregated view when they arrived: dead-lettered for that view, not counted.",
+            "counter",
+            views
+                .iter()
+                .filter(|(_, v)| v.too_late > 0)
+                .map(|(k, v)| (vl(k), v.too_late.to_string()))
                 .collect(),
         );
         let mut histogram = Vec::new();

@@ -23,6 +23,7 @@ use polars::prelude::*;
 use super::dead_letter::{DeadLetter, DeadLetterSink};
 use super::decode::{Decoder, MAX_RECORD_BYTES};
 use super::metrics::Metrics;
+use crate::aggregate::stored::Part;
 use crate::definition::{DataSourceDef, FeatureViewDef};
 use crate::feature_store::FeatureStore;
 use crate::offline_store;
@@ -64,6 +65,10 @@ pub struct RawRecord {
     pub sequence_number: String,
     /// Its bytes.
     pub data: Vec<u8>,
+    /// When Kinesis accepted it (`ApproximateArrivalTimestamp`),
+    /// microseconds: an aggregated view counts an event only if one of its
+    /// windows could still hold it then.
+    pub arrived_us: Option<i64>,
 }
 
 /// What one batch did.
@@ -152,6 +157,8 @@ pub struct Batch<'r> {
     pub failed_row: Vec<bool>,
     /// (record, reason) for the dead-letter sink.
     pub letters: Vec<(usize, String)>,
+    /// Per aggregated view, the events it left out as too late.
+    pub too_late: Vec<(&'static str, u64)>,
 }
 
 /// Where a batch sits in its stream.
@@ -360,6 +367,7 @@ impl Pipeline {
             rows,
             record_of,
             letters,
+            too_late: Vec::new(),
         })
     }
 
@@ -373,8 +381,13 @@ impl Pipeline {
             return outputs;
         }
         for &view in &self.views {
-            let run = self.run_view(view, &batch.rows);
+            let (rows, kept) = match self.too_late(view, batch) {
+                Some((rows, kept)) => (std::borrow::Cow::Owned(rows), Some(kept)),
+                None => (std::borrow::Cow::Borrowed(&batch.rows), None),
+            };
+            let run = self.run_view(view, &rows);
             for (row, reason) in run.failed {
+                let row = kept.as_ref().map_or(row, |k| k[row]);
                 batch.failed_row[row] = true;
                 batch.letters.push((batch.record_of[row], reason));
             }
@@ -383,6 +396,69 @@ impl Pipeline {
             }
         }
         outputs
+    }
+
+    /// For an aggregated view, the rows whose event time is before every
+    /// window of the view at the record's arrival: each is dead-lettered
+    /// for this view (other views and the offline log keep it) and counted.
+    /// The rows the view then runs on, and their positions in `batch.rows`;
+    /// `None` when the view takes every row.
+    fn too_late(
+        &self,
+        view: &'static FeatureViewDef,
+        batch: &mut Batch<'_>,
+    ) -> Option<(DataFrame, Vec<usize>)> {
+        if !view.is_aggregated() {
+            return None;
+        }
+        let ts = crate::transform::frame::timestamps_us(&batch.rows, view.event_timestamp_field())
+            .ok()?;
+        let late = |row: usize| {
+            let arrived = batch.records[batch.record_of[row]].arrived_us?;
+            let t = ts[row]?;
+            let edge = view
+                .aggregations
+                .iter()
+                .map(|a| crate::aggregate::window_start(a, arrived))
+                .min()?;
+            (t < edge).then_some(edge)
+        };
+        let flagged: Vec<(usize, i64)> = (0..batch.rows.height())
+            .filter_map(|row| late(row).map(|edge| (row, edge)))
+            .collect();
+        if flagged.is_empty() {
+            return None;
+        }
+        for &(row, edge) in &flagged {
+            let at = |us: i64| {
+                chrono::DateTime::<chrono::Utc>::from_timestamp_micros(us)
+                    .map_or_else(|| us.to_string(), |t| t.to_rfc3339())
+            };
+            batch.letters.push((
+                batch.record_of[row],
+                format!(
+                    "view `{}`: event time {} is before every window of the view when the record arrived (the oldest window then starts at {}); not counted",
+                    view.name,
+                    at(ts[row].unwrap_or(0)),
+                    at(edge)
+                ),
+            ));
+        }
+        batch.too_late.push((view.name, flagged.len() as u64));
+        let mut dropped = flagged.iter().map(|(r, _)| *r).peekable();
+        let kept: Vec<usize> = (0..batch.rows.height())
+            .filter(|&r| {
+                if dropped.peek() == Some(&r) {
+                    dropped.next();
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        let idx = IdxCa::from_vec("row".into(), kept.iter().map(|&r| r as IdxSize).collect());
+        let rows = batch.rows.take(&idx).ok()?;
+        Some((rows, kept))
     }
 
     /// Stage 3: the online writes of the views with `online = true` (the
@@ -399,7 +475,12 @@ impl Pipeline {
             return writes;
         }
         for (view, out) in outputs.into_iter().filter(|(v, _)| v.online) {
-            match OnlineBatch::from_frame(view, &out) {
+            let prepared = if view.is_aggregated() {
+                OnlineBatch::from_events(view, &out, Part::Stream)
+            } else {
+                OnlineBatch::from_frame(view, &out)
+            };
+            match prepared {
                 Ok(online) => writes.push((view, online)),
                 Err(e) => {
                     for (row, &record) in batch.record_of.iter().enumerate() {
@@ -456,6 +537,9 @@ impl Pipeline {
             self.metrics
                 .record_write(view.name, shard, s.rows as u64, seconds);
             rows_written += s.rows;
+        }
+        for (view, events) in &batch.too_late {
+            self.metrics.record_too_late(view, shard, *events);
         }
         let dead_lettered = batch.letters.len();
         self.metrics.record_batch(

@@ -115,7 +115,16 @@ pub struct SchemaCheck {
 pub trait OfflineStore: Send + Sync + std::fmt::Debug {
     /// Every row of `source` (a file source); no rows yet reads as an empty
     /// frame.
-    fn read(&self, source: &'static DataSourceDef) -> Result<DataFrame, Error>;
+    fn read(&self, source: &'static DataSourceDef) -> Result<DataFrame, Error> {
+        self.read_parts(source, &|_| true)
+    }
+
+    /// The rows of the parts of `source` whose names `keep` picks.
+    fn read_parts(
+        &self,
+        source: &'static DataSourceDef,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<DataFrame, Error>;
 
     /// Adds `df` to `source` as the part `name`; writing the same name
     /// again replaces it. Returns where it went.
@@ -136,6 +145,14 @@ pub trait OfflineStore: Send + Sync + std::fmt::Debug {
     /// Each part's schema against the declared columns; `None` when the
     /// source has no data yet.
     fn check_schema(&self, source: &'static DataSourceDef) -> Result<Option<SchemaCheck>, Error>;
+}
+
+/// Whether a part of a batch source is the offline log `ingest` keeps of a
+/// Kinesis stream: `{stream}-{shard}-{first}-{last}`, shard ids being
+/// `shardId-…`.
+pub fn is_stream_log(stream: &str, part: &str) -> bool {
+    part.strip_prefix(stream)
+        .is_some_and(|rest| rest.starts_with("-shardId-"))
 }
 
 /// Checks that `df` has exactly the batch source's columns (as a set), as

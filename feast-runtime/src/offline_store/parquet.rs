@@ -68,10 +68,19 @@ impl ParquetStore {
 }
 
 impl OfflineStore for ParquetStore {
-    /// Reads every row of a batch source, in its declared schema (after
-    /// `field_mapping`). A source with no files yet reads as an empty frame.
-    fn read(&self, source: &'static DataSourceDef) -> Result<DataFrame, Error> {
-        let paths = self.files(source)?;
+    /// Reads the rows of a batch source's chosen files, in its declared
+    /// schema (after `field_mapping`). No files read as an empty frame.
+    fn read_parts(
+        &self,
+        source: &'static DataSourceDef,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<DataFrame, Error> {
+        let mut paths = self.files(source)?;
+        paths.retain(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .is_none_or(|s| keep(s))
+        });
         let raw = source.raw_schema();
         let mut out: Option<DataFrame> = None;
         for path in &paths {

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
+use crate::aggregate;
 use crate::definition::serialize_entity_key;
-use crate::definition::{FeatureViewDef, JoinKeyValue};
+use crate::definition::{FeatureViewDef, JoinKeyValue, Value};
 use crate::transform::frame::{self, FrameError, KeyColumn};
 
 /// The entity frame's timestamp column, as in Feast.
@@ -110,6 +111,59 @@ fn pick(cands: Option<&Candidates>, t: i64, ttl_us: i64, filter_created: bool) -
 /// Candidate rows of one entity: (event, created, row), sorted ascending.
 type Candidates = Vec<(i64, i64, IdxSize)>;
 
+/// Joins an aggregated view's windows at each entity row's time, computed
+/// from the events by the rule of [`crate::aggregate`]; null where the
+/// entity has no event up to that time or its newest is older than the ttl.
+fn join_windows(
+    out: &mut DataFrame,
+    entity_ts: &[i64],
+    req: &ViewRequest<'_>,
+    opts: Options,
+) -> Result<(), FrameError> {
+    let view = req.view;
+    let keys = frame::entity_keys(out, view)?;
+    let events = aggregate::Events::new(view, req.rows)?;
+    let wanted: Vec<usize> = req
+        .features
+        .iter()
+        .map(|name| {
+            view.aggregations
+                .iter()
+                .position(|a| a.name == *name)
+                .ok_or_else(|| FrameError::MissingColumn {
+                    column: (*name).to_owned(),
+                    expected: crate::definition::FeastType::String,
+                    present: view
+                        .aggregations
+                        .iter()
+                        .map(|a| a.name.to_owned())
+                        .collect(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(keys.len()); wanted.len()];
+    for (key, &t) in keys.iter().zip(entity_ts) {
+        match aggregate::evaluate_events(view, &events, key, t) {
+            Some((newest, values)) if view.is_fresh(newest, t) => {
+                for (col, &a) in columns.iter_mut().zip(&wanted) {
+                    col.push(values[a].clone());
+                }
+            }
+            _ => columns.iter_mut().for_each(|c| c.push(Value::Null)),
+        }
+    }
+    for (values, &a) in columns.iter().zip(&wanted) {
+        let agg = &view.aggregations[a];
+        let name = if opts.full_feature_names {
+            format!("{}__{}", view.name, agg.name)
+        } else {
+            agg.name.to_owned()
+        };
+        out.with_column(frame::values_column(&name, agg.output(), values)?)?;
+    }
+    Ok(())
+}
+
 /// Joins the requested features onto `entity_df`.
 pub fn point_in_time_join(
     entity_df: &DataFrame,
@@ -121,6 +175,10 @@ pub fn point_in_time_join(
     let mut out = entity_df.clone();
     for req in requests {
         let view = req.view;
+        if view.is_aggregated() {
+            join_windows(&mut out, &entity_ts, req, opts)?;
+            continue;
+        }
         let entity_keys = keys_of(entity_df, view)?;
         let rows = req.rows;
         let row_keys = keys_of(rows, view)?;

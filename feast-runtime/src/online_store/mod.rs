@@ -17,6 +17,10 @@ use std::collections::HashMap;
 
 use polars::prelude::{DataFrame, IdxCa, IdxSize};
 
+use crate::aggregate::{
+    self, TileError,
+    stored::{Part, StoredTiles, TileBatch},
+};
 use crate::definition::{FeatureViewDef, JoinKeyValue, Value, serialize_entity_key};
 use crate::transform::frame::{self, FrameError, KeyColumn};
 
@@ -32,17 +36,33 @@ pub struct OnlineBatch {
     pub created_ts: Vec<Option<i64>>,
     /// One column per feature of the view, in schema order.
     pub features: Vec<(&'static str, Vec<Value>)>,
+    /// For a view with aggregations, its events folded into tiles (and no
+    /// rows above).
+    pub tiles: Option<TileBatch>,
 }
 
 impl OnlineBatch {
     /// Rows (entities) in the batch.
     pub fn len(&self) -> usize {
-        self.entity_keys.len()
+        self.entity_keys.len() + self.tiles.as_ref().map_or(0, |t| t.folded.entities.len())
     }
 
     /// Whether the batch has no rows.
     pub fn is_empty(&self) -> bool {
-        self.entity_keys.is_empty()
+        self.len() == 0
+    }
+
+    /// Folds the rows of an aggregated view's output into tiles of `part`.
+    pub fn from_events(
+        view: &FeatureViewDef,
+        df: &DataFrame,
+        part: Part,
+    ) -> Result<OnlineBatch, FrameError> {
+        let folded = aggregate::fold(view, &aggregate::Plan::of(view), df)?;
+        Ok(OnlineBatch {
+            tiles: Some(TileBatch { part, folded }),
+            ..OnlineBatch::default()
+        })
     }
 
     /// Prepares a frame with the view's join keys, event timestamp, features
@@ -114,6 +134,7 @@ impl OnlineBatch {
             event_ts: rows.iter().map(|&r| event[r]).collect(),
             created_ts: rows.iter().map(|&r| created[r]).collect(),
             features,
+            tiles: None,
         })
     }
 }
@@ -189,6 +210,19 @@ pub enum Error {
     /// The settings are wrong.
     #[error("feature_store.yaml: {0}")]
     Config(#[from] ConfigError),
+    /// A stored aggregation tile cannot be used.
+    #[error("online store: view `{view}`: {error}")]
+    Tile {
+        /// The view.
+        view: &'static str,
+        /// What is wrong.
+        #[source]
+        error: TileError,
+    },
+    /// Another writer changed the tiles this write merged into, again and
+    /// again.
+    #[error("online store: view `{0}`: tiles kept changing under the write; try again")]
+    Contended(&'static str),
 }
 
 #[cfg(feature = "redis")]
@@ -210,7 +244,12 @@ impl Error {
                 e.code,
                 C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::DiskFull
             ),
-            Error::Sqlite(_) | Error::Open { .. } | Error::Decode(_) | Error::Config(_) => false,
+            Error::Sqlite(_)
+            | Error::Open { .. }
+            | Error::Decode(_)
+            | Error::Config(_)
+            | Error::Tile { .. } => false,
+            Error::Contended(_) => true,
             #[cfg(feature = "redis")]
             Error::Redis(e) => matches!(
                 e.kind(),
@@ -296,6 +335,15 @@ pub trait OnlineStore: Send + Sync {
         keys: &[Vec<u8>],
         features: &[&str],
     ) -> Result<Vec<Option<StoredRow>>>;
+
+    /// The stored tiles and markers of an aggregated view for each entity
+    /// key, in order: those a read at `at_us` needs, at least.
+    fn read_tiles(
+        &self,
+        view: &FeatureViewDef,
+        keys: &[Vec<u8>],
+        at_us: i64,
+    ) -> Result<Vec<StoredTiles>>;
 
     /// The serialized entity keys `view` has values for, in no set order
     /// (a scan of the whole view: for checks such as `verify`, not serving).

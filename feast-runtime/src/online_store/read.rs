@@ -4,6 +4,8 @@
 //! reads and `verify`.
 
 use super::{OnlineStore, StoredRow};
+use crate::aggregate::Plan;
+use crate::aggregate::stored::evaluate_stored;
 use crate::definition::{FeatureViewDef, JoinKeyValue, Value, serialize_entity_key};
 use crate::registry::refs::Resolved;
 
@@ -151,6 +153,45 @@ fn cell(
     }
 }
 
+/// The stored rows of `view` for `keys`: for an aggregated view, its
+/// windows at `now_us` merged from the stored tiles, with the entity's
+/// newest event time.
+pub fn stored_rows(
+    store: &dyn OnlineStore,
+    view: &FeatureViewDef,
+    keys: &[Vec<u8>],
+    names: &[&str],
+    now_us: i64,
+) -> Result<Vec<Option<StoredRow>>, ReadError> {
+    if !view.is_aggregated() {
+        return Ok(store.read(view, keys, names)?);
+    }
+    let plan = Plan::of(view);
+    let positions: Vec<Option<usize>> = names
+        .iter()
+        .map(|n| view.aggregations.iter().position(|a| a.name == *n))
+        .collect();
+    store
+        .read_tiles(view, keys, now_us)?
+        .iter()
+        .map(|tiles| {
+            let evaluated = evaluate_stored(view, &plan, now_us, tiles).map_err(|error| {
+                crate::online_store::Error::Tile {
+                    view: view.name,
+                    error,
+                }
+            })?;
+            Ok(evaluated.map(|(newest, values)| StoredRow {
+                event_ts: newest,
+                values: positions
+                    .iter()
+                    .map(|p| p.map(|i| values[i].clone()))
+                    .collect(),
+            }))
+        })
+        .collect()
+}
+
 /// Reads the `resolved` features of `entity_rows` from `store`, as of
 /// `now_us` for the views' ttl.
 pub fn read_features(
@@ -179,7 +220,7 @@ pub fn read_features(
     }
     for (view, names) in resolved {
         let keys = keys(view, entity_rows, n)?;
-        let stored = store.read(view, &keys, names)?;
+        let stored = stored_rows(store, view, &keys, names, now_us)?;
         for (fi, fname) in names.iter().enumerate() {
             let mut col = FeatureVector {
                 name: if full_feature_names {
@@ -235,6 +276,7 @@ mod tests {
         // Driver 1: fresh, `b` null; driver 2: written more than an hour
         // before T.
         let batch = OnlineBatch {
+            tiles: None,
             entity_keys: vec![key(1), key(2)],
             event_ts: vec![T - 60_000_000, T - 3_601_000_000],
             created_ts: vec![None, None],

@@ -308,6 +308,40 @@ pub fn entity_keys(df: &DataFrame, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>
         .collect())
 }
 
+/// A column of `ty` from online values ([`Value::Null`] is null).
+pub fn values_column(name: &str, ty: FeastType, values: &[Value]) -> Result<Column, FrameError> {
+    use crate::transform::column::{Builder, Cell};
+    fn cell(v: &Value) -> Option<Cell> {
+        Some(match v {
+            Value::Null => return None,
+            Value::Bytes(b) => Cell::Bytes(b.clone()),
+            Value::String(s) => Cell::Str(s.clone()),
+            Value::Int32(x) => Cell::Int(i64::from(*x)),
+            Value::Int64(x) => Cell::Int(*x),
+            Value::Float64(x) => Cell::Float(*x),
+            Value::Float32(x) => Cell::Float(f64::from(*x)),
+            Value::Bool(x) => Cell::Bool(*x),
+            Value::UnixTimestamp(s) => Cell::Ts(s.saturating_mul(1_000_000)),
+            Value::BytesList(l) => list(l, |b| Cell::Bytes(b.clone())),
+            Value::StringList(l) => list(l, |s| Cell::Str(s.clone())),
+            Value::Int32List(l) => list(l, |x| Cell::Int(i64::from(*x))),
+            Value::Int64List(l) => list(l, |x| Cell::Int(*x)),
+            Value::Float64List(l) => list(l, |x| Cell::Float(*x)),
+            Value::Float32List(l) => list(l, |x| Cell::Float(f64::from(*x))),
+            Value::BoolList(l) => list(l, |x| Cell::Bool(*x)),
+            Value::UnixTimestampList(l) => list(l, |s| Cell::Ts(s.saturating_mul(1_000_000))),
+        })
+    }
+    fn list<T>(items: &[T], f: impl Fn(&T) -> Cell) -> Cell {
+        Cell::List(items.iter().map(|x| Some(f(x))).collect())
+    }
+    let mut b = Builder::new(ty, values.len());
+    for v in values {
+        b.push(cell(v));
+    }
+    Ok(b.finish(PlSmallStr::from(name))?.into_column())
+}
+
 fn values_of(col: &Column, ty: FeastType) -> Result<Vec<Value>, FrameError> {
     fn map<T>(it: impl Iterator<Item = Option<T>>, f: impl Fn(T) -> Value) -> Vec<Value> {
         it.map(|v| v.map_or(Value::Null, &f)).collect()

@@ -14,6 +14,7 @@ mod config;
 mod connection;
 #[doc(hidden)]
 pub mod layout;
+mod tiles;
 
 use std::fmt::Write as _;
 
@@ -28,6 +29,7 @@ use layout::{
 use super::{
     Checkpoint, CheckpointUpdate, OnlineBatch, OnlineStore, Result, StoredRow, WriteStats,
 };
+use crate::aggregate::stored::{Part, StoredTiles, TileBatch};
 use crate::definition::{FeatureViewDef, Value};
 
 /// Entities per script call.
@@ -39,6 +41,9 @@ const WRITE_SCRIPT: &str = include_str!("write.lua");
 /// Advances a checkpoint, only ever forwards.
 const CHECKPOINT_SCRIPT: &str = include_str!("checkpoint.lua");
 
+/// Updates aggregation tiles with the checkpoint, atomically.
+const TILES_SCRIPT: &str = include_str!("tiles.lua");
+
 /// The Redis online store.
 pub struct RedisStore {
     project: String,
@@ -46,6 +51,7 @@ pub struct RedisStore {
     pool: Pool,
     write_script: redis::Script,
     checkpoint_script: redis::Script,
+    tiles_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -64,9 +70,10 @@ impl RedisStore {
         Ok(RedisStore {
             project: project.to_owned(),
             key_ttl_seconds: config.key_ttl_seconds,
-            pool: Pool::new(client, &[WRITE_SCRIPT, CHECKPOINT_SCRIPT]),
+            pool: Pool::new(client, &[WRITE_SCRIPT, CHECKPOINT_SCRIPT, TILES_SCRIPT]),
             write_script: redis::Script::new(WRITE_SCRIPT),
             checkpoint_script: redis::Script::new(CHECKPOINT_SCRIPT),
+            tiles_script: redis::Script::new(TILES_SCRIPT),
         })
     }
 
@@ -80,6 +87,13 @@ impl RedisStore {
 
     fn internal_key(&self, what: &str) -> String {
         format!("feast_rs:{}:{what}", self.project)
+    }
+
+    fn checkpoint_key(&self, cp: &CheckpointUpdate<'_>) -> String {
+        self.internal_key(&format!(
+            "checkpoint:{}:{}:{}",
+            cp.consumer, cp.stream, cp.shard
+        ))
     }
 
     /// Every entity hash of the project: their keys end with its name
@@ -156,10 +170,17 @@ impl OnlineStore for RedisStore {
         checkpoint: Option<&CheckpointUpdate<'_>>,
     ) -> Result<Vec<WriteStats>> {
         let mut pipe = redis::pipe();
-        for (view, batch) in writes {
+        for (view, batch) in writes.iter().filter(|(_, b)| b.tiles.is_none()) {
             self.add_writes(&mut pipe, view, batch);
         }
-        let written: Vec<i64> = if writes.iter().all(|(_, b)| b.is_empty()) {
+        let tiled: Vec<(&FeatureViewDef, &TileBatch)> = writes
+            .iter()
+            .filter_map(|(v, b)| b.tiles.as_ref().map(|t| (*v, t)))
+            .collect();
+        let written: Vec<i64> = if writes
+            .iter()
+            .all(|(_, b)| b.tiles.is_some() || b.is_empty())
+        {
             Vec::new()
         } else {
             self.pool.with_conn(|c| match pipe.query(c) {
@@ -175,12 +196,16 @@ impl OnlineStore for RedisStore {
                 written => written,
             })?
         };
-        // The checkpoint only after every row above is acknowledged.
-        if let Some(cp) = checkpoint {
-            let key = self.internal_key(&format!(
-                "checkpoint:{}:{}:{}",
-                cp.consumer, cp.stream, cp.shard
-            ));
+        // Tiles with the checkpoint, in one script; otherwise the checkpoint
+        // alone, only after every row above is acknowledged.
+        let mut tile_stats = if tiled.is_empty() {
+            Vec::new()
+        } else {
+            self.write_tiles(&tiled, checkpoint)?
+        }
+        .into_iter();
+        if let Some(cp) = checkpoint.filter(|_| tiled.is_empty()) {
+            let key = self.checkpoint_key(cp);
             let now = chrono::Utc::now().to_rfc3339();
             self.pool.with_conn(|c| {
                 self.checkpoint_script
@@ -197,6 +222,9 @@ impl OnlineStore for RedisStore {
         Ok(writes
             .iter()
             .map(|(_, batch)| {
+                if batch.tiles.is_some() {
+                    return tile_stats.next().unwrap_or_default();
+                }
                 let chunks = batch.len().div_ceil(CHUNK);
                 let entities: i64 = calls.by_ref().take(chunks).sum();
                 WriteStats {
@@ -272,20 +300,39 @@ impl OnlineStore for RedisStore {
             .collect()
     }
 
+    fn read_tiles(
+        &self,
+        view: &FeatureViewDef,
+        keys: &[Vec<u8>],
+        at_us: i64,
+    ) -> Result<Vec<StoredTiles>> {
+        self.read_tiles_at(view, keys, at_us)
+    }
+
     fn entity_keys(&self, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>> {
-        // The project's hashes with the view's timestamp field hold its values.
+        // The project's hashes with the view's timestamp field (an
+        // aggregated view: its stream marker, or else its backfill marker)
+        // hold its values.
         let ts_field = timestamp_field(view.name);
+        let markers = Part::ALL.map(|p| tiles::marker_field(view.name, p));
         let suffix = self.project.len();
         self.pool.with_conn(|c| {
             let keys = self.project_keys(c)?;
             let mut pipe = redis::pipe();
             for k in &keys {
-                pipe.cmd("HEXISTS").arg(k).arg(&ts_field);
+                if view.is_aggregated() {
+                    pipe.cmd("HMGET").arg(k).arg(&markers);
+                } else {
+                    pipe.cmd("HMGET").arg(k).arg(&ts_field);
+                }
             }
             let has: Vec<bool> = if keys.is_empty() {
                 Vec::new()
             } else {
-                pipe.query(c)?
+                pipe.query::<Vec<Vec<Option<Vec<u8>>>>>(c)?
+                    .into_iter()
+                    .map(|fields| fields.iter().any(Option::is_some))
+                    .collect()
             };
             Ok(keys
                 .into_iter()
@@ -322,11 +369,33 @@ impl OnlineStore for RedisStore {
             }
         }
         let names: Vec<&str> = views.iter().map(|v| v.name).collect();
+        let tile_prefixes: Vec<String> = views
+            .iter()
+            .filter(|v| v.is_aggregated())
+            .map(|v| format!("_agg:{}:", v.name))
+            .collect();
         self.pool.with_conn(|c| {
             let keys = self.project_keys(c)?;
             let mut pipe = redis::pipe();
             for k in &keys {
                 pipe.cmd("HDEL").arg(k).arg(&fields).ignore();
+            }
+            if !tile_prefixes.is_empty() {
+                // Tile fields are named by time: find them in each hash.
+                let mut names = redis::pipe();
+                for k in &keys {
+                    names.cmd("HKEYS").arg(k);
+                }
+                let all: Vec<Vec<Vec<u8>>> = names.query(c)?;
+                for (k, hash_fields) in keys.iter().zip(all) {
+                    let dead: Vec<&Vec<u8>> = hash_fields
+                        .iter()
+                        .filter(|f| tile_prefixes.iter().any(|p| f.starts_with(p.as_bytes())))
+                        .collect();
+                    if !dead.is_empty() {
+                        pipe.cmd("HDEL").arg(k).arg(dead).ignore();
+                    }
+                }
             }
             pipe.cmd("HDEL")
                 .arg(self.internal_key("materialized"))

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 
 mod checkpoint;
+mod tiles;
 mod value_text;
 
 #[doc(hidden)]
@@ -21,6 +22,7 @@ pub use value_text::{python_float_repr, value_text};
 use super::{
     Checkpoint, CheckpointUpdate, Error, OnlineBatch, OnlineStore, Result, StoredRow, WriteStats,
 };
+use crate::aggregate::stored::StoredTiles;
 use crate::definition::{FeatureViewDef, Value};
 use value_text::write_value_text;
 
@@ -101,6 +103,24 @@ impl SqliteStore {
         format!("{}_{}", self.project, view)
     }
 
+    /// The table of an aggregated view's tiles: `feast_rs_tiles_{project}_{view}`.
+    pub fn tiles_table_name(&self, view: &str) -> String {
+        format!("feast_rs_tiles_{}_{}", self.project, view)
+    }
+
+    /// Writes one view's batch (rows or tiles) inside an open transaction.
+    fn write_view_in(
+        &self,
+        tx: &Connection,
+        view: &FeatureViewDef,
+        batch: &OnlineBatch,
+    ) -> Result<WriteStats> {
+        match &batch.tiles {
+            Some(t) => tiles::write_in(tx, &self.tiles_table_name(view.name), view, t),
+            None => Ok(Self::write_in(tx, &self.table_name(view.name), batch)?),
+        }
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (an open
         // transaction rolls back on drop), so a poisoned lock is still usable.
@@ -178,10 +198,10 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one write transaction.
-    pub fn transaction<T>(
+    pub fn transaction<T, E: From<rusqlite::Error>>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T> {
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -192,8 +212,7 @@ impl SqliteStore {
 
 impl OnlineStore for SqliteStore {
     fn write(&self, view: &FeatureViewDef, batch: &OnlineBatch) -> Result<WriteStats> {
-        let table = self.table_name(view.name);
-        self.transaction(|tx| Self::write_in(tx, &table, batch))
+        self.transaction(|tx| self.write_view_in(tx, view, batch))
     }
 
     fn write_batches(
@@ -204,7 +223,7 @@ impl OnlineStore for SqliteStore {
         self.transaction(|tx| {
             let mut stats = Vec::with_capacity(writes.len());
             for (view, batch) in writes {
-                stats.push(Self::write_in(tx, &self.table_name(view.name), batch)?);
+                stats.push(self.write_view_in(tx, view, batch)?);
             }
             if let Some(c) = cp {
                 checkpoint::save(
@@ -268,7 +287,25 @@ impl OnlineStore for SqliteStore {
         Ok(out)
     }
 
+    fn read_tiles(
+        &self,
+        view: &FeatureViewDef,
+        keys: &[Vec<u8>],
+        at_us: i64,
+    ) -> Result<Vec<StoredTiles>> {
+        tiles::read(
+            &self.conn(),
+            &self.tiles_table_name(view.name),
+            view,
+            keys,
+            at_us,
+        )
+    }
+
     fn entity_keys(&self, view: &FeatureViewDef) -> Result<Vec<Vec<u8>>> {
+        if view.is_aggregated() {
+            return tiles::keys(&self.conn(), &self.tiles_table_name(view.name));
+        }
         let table = self.table_name(view.name);
         let conn = self.conn();
         let mut stmt = match conn.prepare(&format!("SELECT DISTINCT entity_key FROM \"{table}\"")) {
@@ -289,7 +326,11 @@ impl OnlineStore for SqliteStore {
     fn update(&self, views: &[&FeatureViewDef]) -> Result<()> {
         let conn = self.conn();
         for v in views {
-            Self::create_table(&conn, &self.table_name(v.name))?;
+            if v.is_aggregated() {
+                tiles::create(&conn, &self.tiles_table_name(v.name))?;
+            } else {
+                Self::create_table(&conn, &self.table_name(v.name))?;
+            }
         }
         Ok(())
     }
@@ -300,8 +341,9 @@ impl OnlineStore for SqliteStore {
         conn.flush_prepared_statement_cache();
         for v in views {
             conn.execute_batch(&format!(
-                "DROP TABLE IF EXISTS \"{}\"",
-                self.table_name(v.name)
+                "DROP TABLE IF EXISTS \"{}\"; DROP TABLE IF EXISTS \"{}\"",
+                self.table_name(v.name),
+                self.tiles_table_name(v.name)
             ))?;
             conn.execute(
                 &format!("DELETE FROM {STATE_TABLE} WHERE project = ?1 AND feature_view = ?2"),
