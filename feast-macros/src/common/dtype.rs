@@ -208,6 +208,7 @@ impl Parse for SchemaSyntax {
 }
 
 /// A checked field: its name (with the span of its declaration) and type.
+#[derive(Clone)]
 pub(crate) struct Field {
     pub(crate) name: String,
     pub(crate) span: Span,

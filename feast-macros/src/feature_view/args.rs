@@ -5,6 +5,7 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 
 use super::Kind;
+use super::aggregation::{self, Aggregation, AggregationList};
 use crate::common::attr::{self, Attr, Meta, PathList};
 use crate::common::ctxt::Ctxt;
 use crate::common::dtype::{Field, SchemaSyntax};
@@ -36,6 +37,7 @@ pub(crate) struct ViewArgs {
     pub(crate) timestamp_field: Attr<syn::LitStr>,
     pub(crate) online: Attr<syn::LitBool>,
     pub(crate) offline: Attr<syn::LitBool>,
+    pub(crate) aggregations: Attr<AggregationList>,
     pub(crate) meta: Meta,
 }
 
@@ -51,6 +53,7 @@ impl ViewArgs {
             timestamp_field: Attr::none(m, "timestamp_field"),
             online: Attr::none(m, "online"),
             offline: Attr::none(m, "offline"),
+            aggregations: Attr::none(m, "aggregations"),
             meta: Meta::new(m),
         };
         for arg in attr::split_args(cx, m, tokens) {
@@ -106,10 +109,11 @@ impl ViewArgs {
                         a.offline.set(cx, &arg.key, v);
                     }
                 }
-                "aggregations" => cx.error_spanned_by(
-                    &arg.key,
-                    "`aggregations` is not supported yet: windowed aggregation on the stream is not built, and feast-rs does not accept an argument it would ignore; compute the aggregate in the view function for now",
-                ),
+                "aggregations" => {
+                    if let Some(v) = arg.parse::<AggregationList>(cx) {
+                        a.aggregations.set(cx, &arg.key, v);
+                    }
+                }
                 "mode" | "udf" | "udf_string" => cx.error_spanned_by(
                     &arg.key,
                     format!("`{}` is not an argument here: the function under the attribute is the transformation, in Rust over a Polars DataFrame", arg.key),
@@ -138,6 +142,11 @@ pub(crate) struct View<'a> {
     pub(crate) name: String,
     pub(crate) entities: Vec<EntityRef>,
     pub(crate) args: ViewArgs,
+    /// The checked aggregations; empty for a plain view.
+    pub(crate) aggregations: Vec<Aggregation>,
+    /// The features the view serves: the aggregations' for an aggregated
+    /// view, else its schema's.
+    pub(crate) features: Vec<Field>,
     /// The argument and return types of the function, when it has that shape.
     pub(crate) signature: Option<(&'a syn::Type, &'a syn::Type)>,
 }
@@ -198,15 +207,23 @@ impl<'a> View<'a> {
                 Span::call_site(),
                 format!("`#[{m}]` needs `schema = [...]`: the features the view outputs, as in `schema = [conv_rate: Float32]`"),
             ),
-            Some(fields) => {
-                for f in fields {
-                    if f.name == "event_timestamp" || entities.iter().any(|e| e.field == f.name) {
-                        cx.error_at(
-                            f.span,
-                            format!("feature `{}` clashes with a field of the generated row struct (entities and `event_timestamp`); rename the feature", f.name),
-                        );
-                    }
-                }
+            Some(_) => {}
+        }
+        let aggregations = match (args.aggregations.get(), args.schema.get()) {
+            (Some(list), Some(schema)) => aggregation::check(cx, list, schema),
+            _ => Vec::new(),
+        };
+        let features: Vec<Field> = if args.aggregations.get().is_some() {
+            aggregations.iter().map(Aggregation::feature).collect()
+        } else {
+            args.schema.get().cloned().unwrap_or_default()
+        };
+        for f in &features {
+            if f.name == "event_timestamp" || entities.iter().any(|e| e.field == f.name) {
+                cx.error_at(
+                    f.span,
+                    format!("feature `{}` clashes with a field of the generated row struct (entities and `event_timestamp`); rename the feature", f.name),
+                );
             }
         }
         if let Some(lit) = args
@@ -222,10 +239,13 @@ impl<'a> View<'a> {
             name,
             entities,
             args,
+            aggregations,
+            features,
             signature,
         }
     }
 
+    /// The columns the function declares it outputs.
     pub(crate) fn schema(&self) -> &[Field] {
         self.args.schema.get().map_or(&[], Vec::as_slice)
     }

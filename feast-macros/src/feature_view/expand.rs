@@ -42,7 +42,7 @@ fn public_types(view: &View<'_>, krate: &TokenStream, names: &Names) -> TokenStr
     // Skip names that clash (already reported), so the struct itself adds no errors.
     let mut taken: Vec<String> = view.entities.iter().map(|e| e.field.to_string()).collect();
     taken.push("event_timestamp".to_owned());
-    let unique = view.schema().iter().filter(|f| {
+    let unique = view.features.iter().filter(|f| {
         let fresh = !taken.contains(&f.name);
         taken.push(f.name.clone());
         fresh
@@ -108,10 +108,18 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
         let path = &e.path;
         quote_spanned!(path.span()=> <#path as #p::Entity>::DEF)
     });
-    let schema = view.schema().iter().map(|f| {
-        let (fname, ty) = (&f.name, f.ty.to_runtime(&krate));
-        quote!(#p::FieldDef { name: #fname, dtype: #ty })
-    });
+    let field_defs = |fields: &[crate::common::dtype::Field]| -> Vec<TokenStream> {
+        fields
+            .iter()
+            .map(|f| {
+                let (fname, ty) = (&f.name, f.ty.to_runtime(&krate));
+                quote!(#p::FieldDef { name: #fname, dtype: #ty })
+            })
+            .collect()
+    };
+    let schema = field_defs(&view.features);
+    let output_schema = field_defs(view.schema());
+    let aggregations = view.aggregations.iter().map(|a| a.to_runtime(&krate));
     let ttl = view.args.ttl.get().copied().unwrap_or(0);
     let timestamp_field = match view.args.timestamp_field.get() {
         Some(lit) => quote!(::core::option::Option::Some(#lit)),
@@ -158,7 +166,7 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
         let field = &e.field;
         quote!(#field: #a)
     });
-    let row_values = view.schema().iter().map(|f| {
+    let row_values = view.features.iter().map(|f| {
         let ident = syn::Ident::new(&f.name, f.span);
         let ty = f.ty.rust_type(&krate);
         quote!(#ident: <#ty as #p::FromValue>::from_value(values.next().flatten())?)
@@ -177,6 +185,7 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
             }
 
             const __FEAST_SCHEMA: &[#p::FieldDef] = &[#(#schema),*];
+            const __FEAST_OUTPUT: &[#p::FieldDef] = &[#(#output_schema),*];
 
             static __FEAST_DEF: #p::FeatureViewDef = #p::FeatureViewDef {
                 name: #name,
@@ -184,8 +193,8 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
                 entities: &[#(#entities),*],
                 source: #source,
                 schema: __FEAST_SCHEMA,
-                output: __FEAST_SCHEMA,
-                aggregations: &[],
+                output: __FEAST_OUTPUT,
+                aggregations: &[#(#aggregations),*],
                 ttl_seconds: #ttl,
                 timestamp_field: #timestamp_field,
                 online: #online,

@@ -1,5 +1,6 @@
 //! `#[stream_feature_view]` and `#[batch_feature_view]`: parse -> check -> expand.
 
+mod aggregation;
 mod args;
 mod expand;
 

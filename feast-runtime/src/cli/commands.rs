@@ -179,6 +179,18 @@ fn list(out: &mut impl Write, json: bool) -> anyhow::Result<ExitCode> {
                 ""
             }
         })?;
+        for a in v.aggregations {
+            writeln!(
+                out,
+                "      {:<24} {:<14} {}({}) over {}, every {}",
+                a.name,
+                a.output().to_string(),
+                a.function,
+                a.column,
+                format_ttl(a.window_seconds),
+                format_ttl(a.slide_seconds)
+            )?;
+        }
     }
 
     writeln!(out, "\nFeature services ({})", reg.feature_services().len())?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use polars::prelude::DataFrame;
+use polars::prelude::{AnyValue, Column, DataFrame, DataType};
 
 use super::Cli;
 use crate::definition::JoinKeyValue;
@@ -81,15 +81,53 @@ fn write_frame(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
             let mut f = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             use polars_io::SerWriter as _;
+            let mut flat = lists_as_json(df)?;
             polars_io::prelude::CsvWriter::new(&mut f)
                 .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.fZ".into()))
-                .finish(df)
+                .finish(&mut flat)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         FrameFormat::Parquet => crate::offline_store::write_file(path, df)
             .with_context(|| format!("cannot write {}", path.display()))?,
     }
     Ok(())
+}
+
+/// `df` with each list column (such as a `last(n)` feature) as a string
+/// column of JSON arrays, which CSV can hold.
+fn lists_as_json(df: &DataFrame) -> anyhow::Result<DataFrame> {
+    let mut out = df.clone();
+    for col in df.columns() {
+        if !matches!(col.dtype(), DataType::List(_)) {
+            continue;
+        }
+        let text: Vec<Option<String>> = col
+            .as_materialized_series()
+            .iter()
+            .map(|v| match v {
+                AnyValue::List(items) => {
+                    let json: Vec<serde_json::Value> = items
+                        .iter()
+                        .map(|x| match x {
+                            AnyValue::Null => serde_json::Value::Null,
+                            AnyValue::String(s) => s.into(),
+                            AnyValue::StringOwned(s) => s.as_str().into(),
+                            AnyValue::Boolean(b) => b.into(),
+                            AnyValue::Int32(i) => i.into(),
+                            AnyValue::Int64(i) => i.into(),
+                            AnyValue::Float32(f) => f64::from(f).into(),
+                            AnyValue::Float64(f) => f.into(),
+                            other => other.to_string().into(),
+                        })
+                        .collect();
+                    Some(serde_json::Value::from(json).to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        out.with_column(Column::new(col.name().clone(), text))?;
+    }
+    Ok(out)
 }
 
 fn views_arg(views: &[String]) -> Option<Vec<&str>> {

@@ -283,7 +283,7 @@ impl Registry {
             );
         }
         if v.kind == ViewKind::Batch {
-            for f in v.schema {
+            for f in v.output {
                 match input.iter().find(|c| c.name == f.name) {
                     None => report(format!(
                         "feature `{}` is not a column of batch source `{}` (columns: {})",

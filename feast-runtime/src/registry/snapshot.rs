@@ -107,6 +107,31 @@ fn source(s: &DataSourceDef) -> Value {
 }
 
 fn view(v: &FeatureViewDef) -> Value {
+    let mut out = plain_view(v);
+    if v.is_aggregated() {
+        let obj = out.as_object_mut().expect("json! object");
+        obj.insert("output".into(), fields(v.output));
+        obj.insert(
+            "aggregations".into(),
+            v.aggregations
+                .iter()
+                .map(|a| {
+                    json!({
+                        "name": a.name,
+                        "column": a.column,
+                        "function": a.function.to_string(),
+                        "time_window_seconds": a.window_seconds,
+                        "slide_interval_seconds": a.slide_seconds,
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into(),
+        );
+    }
+    out
+}
+
+fn plain_view(v: &FeatureViewDef) -> Value {
     json!({
         "name": v.name,
         "type": v.kind.as_str(),
