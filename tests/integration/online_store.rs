@@ -562,6 +562,7 @@ fn checkpoints_advance_once_on_both_stores() {
             sequence_number: Some(seq),
             finished: false,
             records,
+            watermarks: &[("v", 1_000)],
         };
         assert_eq!(online.checkpoint("p", "s", "shardId-0").unwrap(), None);
         online.write_batches(&[], Some(&cp("100", 10))).unwrap();
@@ -572,17 +573,17 @@ fn checkpoints_advance_once_on_both_stores() {
             (Some("200"), 15, false),
             "{backend:?}"
         );
-        if matches!(backend, Backend::Redis) {
-            // A checkpoint sent again (its reply lost) changes nothing: the
-            // count stays exact. (SQLite commits it with the rows instead.)
-            online.write_batches(&[], Some(&cp("200", 5))).unwrap();
-            online.write_batches(&[], Some(&cp("99", 1))).unwrap();
-            let got = online.checkpoint("p", "s", "shardId-0").unwrap().unwrap();
-            assert_eq!(
-                (got.sequence_number.as_deref(), got.records),
-                (Some("200"), 15)
-            );
-        }
+        assert_eq!(got.watermarks, [("v".to_owned(), 1_000)], "{backend:?}");
+        // A batch sent again (its reply lost) changes nothing: the count
+        // stays exact, and the batch's rows and tiles are not applied twice.
+        online.write_batches(&[], Some(&cp("200", 5))).unwrap();
+        online.write_batches(&[], Some(&cp("99", 1))).unwrap();
+        let got = online.checkpoint("p", "s", "shardId-0").unwrap().unwrap();
+        assert_eq!(
+            (got.sequence_number.as_deref(), got.records),
+            (Some("200"), 15),
+            "{backend:?}"
+        );
         let done = CheckpointUpdate {
             sequence_number: None,
             finished: true,

@@ -146,7 +146,6 @@ fn pipeline_bench() -> bool {
         .map(|(i, e)| RawRecord {
             sequence_number: format!("{:056}", i + 1),
             data: json(e),
-            arrived_us: None,
         })
         .collect();
     let bytes: usize = raw.iter().map(|r| r.data.len()).sum();

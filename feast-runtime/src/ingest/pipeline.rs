@@ -15,7 +15,9 @@
 //! fails on a batch, the batch is halved until the failure is pinned to
 //! single records, so one poison record costs one dead letter, not a batch.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use polars::prelude::*;
@@ -65,10 +67,6 @@ pub struct RawRecord {
     pub sequence_number: String,
     /// Its bytes.
     pub data: Vec<u8>,
-    /// When Kinesis accepted it (`ApproximateArrivalTimestamp`),
-    /// microseconds: an aggregated view counts an event only if one of its
-    /// windows could still hold it then.
-    pub arrived_us: Option<i64>,
 }
 
 /// What one batch did.
@@ -133,7 +131,9 @@ pub struct Pipeline {
     /// Per shard, the last sequence number of a batch whose dead letters are
     /// written: a batch written again after a store failure does not repeat
     /// them.
-    dead_lettered_through: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    dead_lettered_through: Mutex<HashMap<String, String>>,
+    /// Per shard, the watermarks its last committed batch left.
+    watermarks: Mutex<HashMap<String, BTreeMap<&'static str, i64>>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -159,6 +159,9 @@ pub struct Batch<'r> {
     pub letters: Vec<(usize, String)>,
     /// Per aggregated view, the events it left out as too late.
     pub too_late: Vec<(&'static str, u64)>,
+    /// Per aggregated view, the shard's watermark: the newest event time of
+    /// the shard's records so far (this batch's once it is transformed).
+    pub watermarks: BTreeMap<&'static str, i64>,
 }
 
 /// Where a batch sits in its stream.
@@ -226,6 +229,7 @@ impl Pipeline {
             batch_schema,
             consumer,
             dead_lettered_through: Default::default(),
+            watermarks: Default::default(),
         }
     }
 
@@ -318,6 +322,7 @@ impl Pipeline {
     ) -> Result<BatchOutcome, Error> {
         let started = Instant::now();
         let mut batch = self.decode(records)?;
+        batch.watermarks = self.watermarks(stream, shard)?;
         let outputs = self.transform(&mut batch);
         let writes = self.prepare_writes(&mut batch, outputs);
         self.commit(
@@ -368,6 +373,7 @@ impl Pipeline {
             record_of,
             letters,
             too_late: Vec::new(),
+            watermarks: BTreeMap::new(),
         })
     }
 
@@ -398,10 +404,40 @@ impl Pipeline {
         outputs
     }
 
+    /// The shard's watermarks as last committed (read from the store once
+    /// per shard, then kept as batches commit).
+    fn watermarks(&self, stream: &str, shard: &str) -> Result<BTreeMap<&'static str, i64>, Error> {
+        let mut known = self
+            .watermarks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(w) = known.get(shard) {
+            return Ok(w.clone());
+        }
+        let stored = self
+            .store
+            .online_store()
+            .checkpoint(&self.consumer, stream, shard)?
+            .map(|c| c.watermarks)
+            .unwrap_or_default();
+        let w: BTreeMap<&'static str, i64> = self
+            .views
+            .iter()
+            .filter_map(|v| {
+                let (_, us) = stored.iter().find(|(name, _)| name == v.name)?;
+                Some((v.name, *us))
+            })
+            .collect();
+        known.insert(shard.to_owned(), w.clone());
+        Ok(w)
+    }
+
     /// For an aggregated view, the rows whose event time is before every
-    /// window of the view at the record's arrival: each is dead-lettered
-    /// for this view (other views and the offline log keep it) and counted.
-    /// The rows the view then runs on, and their positions in `batch.rows`;
+    /// window of the view at the shard's watermark (the newest event time
+    /// of the shard's earlier records): each is dead-lettered for this view
+    /// (other views and the offline log keep it) and counted. The decision
+    /// depends on the shard's order alone, so a replay makes it again. The
+    /// rows the view then runs on, and their positions in `batch.rows`;
     /// `None` when the view takes every row.
     fn too_late(
         &self,
@@ -413,39 +449,47 @@ impl Pipeline {
         }
         let ts = crate::transform::frame::timestamps_us(&batch.rows, view.event_timestamp_field())
             .ok()?;
-        let late = |row: usize| {
-            let arrived = batch.records[batch.record_of[row]].arrived_us?;
-            let t = ts[row]?;
-            let edge = view
-                .aggregations
+        let edge = |watermark: i64| {
+            view.aggregations
                 .iter()
-                .map(|a| crate::aggregate::window_start(a, arrived))
-                .min()?;
-            (t < edge).then_some(edge)
+                .map(|a| crate::aggregate::window_start(a, watermark))
+                .min()
+                .unwrap_or(i64::MIN)
         };
-        let flagged: Vec<(usize, i64)> = (0..batch.rows.height())
-            .filter_map(|row| late(row).map(|edge| (row, edge)))
-            .collect();
+        let mut watermark = batch.watermarks.get(view.name).copied();
+        let mut flagged: Vec<(usize, i64, i64)> = Vec::new();
+        for (row, t) in ts.iter().enumerate() {
+            let Some(t) = *t else { continue };
+            match watermark {
+                Some(w) if t < edge(w) => flagged.push((row, t, w)),
+                Some(w) if t <= w => {}
+                _ => watermark = Some(t),
+            }
+        }
+        if let Some(w) = watermark {
+            batch.watermarks.insert(view.name, w);
+        }
         if flagged.is_empty() {
             return None;
         }
-        for &(row, edge) in &flagged {
-            let at = |us: i64| {
-                chrono::DateTime::<chrono::Utc>::from_timestamp_micros(us)
-                    .map_or_else(|| us.to_string(), |t| t.to_rfc3339())
-            };
+        let at = |us: i64| {
+            chrono::DateTime::<chrono::Utc>::from_timestamp_micros(us)
+                .map_or_else(|| us.to_string(), |t| t.to_rfc3339())
+        };
+        for &(row, t, w) in &flagged {
             batch.letters.push((
                 batch.record_of[row],
                 format!(
-                    "view `{}`: event time {} is before every window of the view when the record arrived (the oldest window then starts at {}); not counted",
+                    "view `{}`: event time {} is before every window of the view (the oldest starts at {} once the shard has reached {}); not counted",
                     view.name,
-                    at(ts[row].unwrap_or(0)),
-                    at(edge)
+                    at(t),
+                    at(edge(w)),
+                    at(w)
                 ),
             ));
         }
         batch.too_late.push((view.name, flagged.len() as u64));
-        let mut dropped = flagged.iter().map(|(r, _)| *r).peekable();
+        let mut dropped = flagged.iter().map(|(r, _, _)| *r).peekable();
         let kept: Vec<usize> = (0..batch.rows.height())
             .filter(|&r| {
                 if dropped.peek() == Some(&r) {
@@ -519,6 +563,7 @@ impl Pipeline {
         }
         let refs: Vec<(&FeatureViewDef, &OnlineBatch)> =
             writes.iter().map(|(v, b)| (*v, b)).collect();
+        let watermarks: Vec<(&str, i64)> = batch.watermarks.iter().map(|(v, w)| (*v, *w)).collect();
         let checkpoint = CheckpointUpdate {
             consumer: &self.consumer,
             stream,
@@ -526,6 +571,7 @@ impl Pipeline {
             sequence_number: records.last().map(|r| r.sequence_number.as_str()),
             finished,
             records: records.len() as u64,
+            watermarks: &watermarks,
         };
         let stats = self
             .store
@@ -541,6 +587,10 @@ impl Pipeline {
         for (view, events) in &batch.too_late {
             self.metrics.record_too_late(view, shard, *events);
         }
+        self.watermarks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(shard.to_owned(), batch.watermarks.clone());
         let dead_lettered = batch.letters.len();
         self.metrics.record_batch(
             stream,
@@ -685,12 +735,7 @@ fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Whether sequence number `a` comes after `b` in the same shard. They are
-/// decimal strings too long for any integer type: the longer is the larger,
-/// and equal lengths compare digit by digit.
-pub fn sequence_after(a: &str, b: &str) -> bool {
-    (a.len(), a) > (b.len(), b)
-}
+pub use crate::online_store::sequence_after;
 
 #[cfg(test)]
 mod tests {

@@ -282,6 +282,13 @@ impl Error {
 /// An online store result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Whether sequence number `a` comes after `b` in one shard: decimal
+/// strings too long for any integer type, so the longer is the larger and
+/// equal lengths compare digit by digit.
+pub fn sequence_after(a: &str, b: &str) -> bool {
+    (a.len(), a) > (b.len(), b)
+}
+
 /// A stream position to commit together with a batch's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointUpdate<'a> {
@@ -297,6 +304,10 @@ pub struct CheckpointUpdate<'a> {
     pub finished: bool,
     /// Records the batch covers, dead-lettered ones included.
     pub records: u64,
+    /// Per aggregated view, the newest event time the shard has shown so
+    /// far (the shard's watermark), committed with the position so that a
+    /// replay judges late events as the first run did.
+    pub watermarks: &'a [(&'a str, i64)],
 }
 
 /// Where a shard's reading stands.
@@ -310,6 +321,32 @@ pub struct Checkpoint {
     /// adds its count in the transaction that commits it, so the total is
     /// exactly the records read, once each.
     pub records: u64,
+    /// Per aggregated view, the shard's watermark (newest event time).
+    pub watermarks: Vec<(String, i64)>,
+}
+
+/// Watermarks as a checkpoint stores them: a JSON object of view names to
+/// microseconds.
+pub(crate) fn watermarks_text(w: &[(&str, i64)]) -> Option<String> {
+    (!w.is_empty()).then(|| {
+        serde_json::Value::Object(
+            w.iter()
+                .map(|(view, us)| ((*view).to_owned(), serde_json::Value::from(*us)))
+                .collect(),
+        )
+        .to_string()
+    })
+}
+
+/// Watermarks from their stored text; none from text that is not theirs.
+pub(crate) fn parse_watermarks(text: Option<&str>) -> Vec<(String, i64)> {
+    let Some(serde_json::Value::Object(map)) = text.and_then(|t| serde_json::from_str(t).ok())
+    else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .filter_map(|(view, us)| Some((view, us.as_i64()?)))
+        .collect()
 }
 
 /// The operations every online store provides.

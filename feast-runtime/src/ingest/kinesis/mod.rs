@@ -158,9 +158,6 @@ impl StreamConsumer for KinesisConsumer {
                 .map(|r| RawRecord {
                     sequence_number: r.sequence_number().to_owned(),
                     data: r.data().as_ref().to_vec(),
-                    arrived_us: r
-                        .approximate_arrival_timestamp()
-                        .map(|t| t.secs() * 1_000_000 + i64::from(t.subsec_nanos() / 1000)),
                 })
                 .collect(),
             next: resp.next_shard_iterator().map(str::to_owned),

@@ -2,7 +2,7 @@
 -- reply, retried) changes nothing, so the record count stays exact.
 --
 -- KEYS[1]: the checkpoint hash. ARGV: sequence number ('' for none),
--- finished (0/1), records, the time.
+-- finished (0/1), records, the time, the watermarks ('' for none).
 local seq, finished, records = ARGV[1], ARGV[2], ARGV[3]
 if seq ~= '' then
   local cur = redis.call('HGET', KEYS[1], 'sequence_number')
@@ -12,4 +12,5 @@ end
 if finished == '1' then redis.call('HSET', KEYS[1], 'finished', '1') end
 redis.call('HINCRBY', KEYS[1], 'records', records)
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'watermarks', ARGV[5]) end
 return 1

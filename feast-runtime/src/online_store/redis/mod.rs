@@ -214,6 +214,7 @@ impl OnlineStore for RedisStore {
                     .arg(if cp.finished { "1" } else { "0" })
                     .arg(cp.records)
                     .arg(&now)
+                    .arg(super::watermarks_text(cp.watermarks).unwrap_or_default())
                     .invoke::<i64>(c)
             })?;
         }
@@ -237,15 +238,16 @@ impl OnlineStore for RedisStore {
 
     fn checkpoint(&self, consumer: &str, stream: &str, shard: &str) -> Result<Option<Checkpoint>> {
         let key = self.internal_key(&format!("checkpoint:{consumer}:{stream}:{shard}"));
-        let (seq, finished, records): (Option<String>, Option<String>, Option<u64>) =
-            self.pool.with_conn(|c| {
-                redis::cmd("HMGET")
-                    .arg(&key)
-                    .arg("sequence_number")
-                    .arg("finished")
-                    .arg("records")
-                    .query(c)
-            })?;
+        type Fields = (Option<String>, Option<String>, Option<u64>, Option<String>);
+        let (seq, finished, records, watermarks): Fields = self.pool.with_conn(|c| {
+            redis::cmd("HMGET")
+                .arg(&key)
+                .arg("sequence_number")
+                .arg("finished")
+                .arg("records")
+                .arg("watermarks")
+                .query(c)
+        })?;
         if seq.is_none() && finished.is_none() && records.is_none() {
             return Ok(None);
         }
@@ -253,6 +255,7 @@ impl OnlineStore for RedisStore {
             sequence_number: seq,
             finished: finished.as_deref() == Some("1"),
             records: records.unwrap_or(0),
+            watermarks: super::parse_watermarks(watermarks.as_deref()),
         }))
     }
 

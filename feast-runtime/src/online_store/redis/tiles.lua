@@ -6,14 +6,14 @@
 --
 -- KEYS[1]: the checkpoint hash; KEYS[2..]: the entity hashes.
 -- ARGV: has checkpoint (0/1), sequence number, finished (0/1), records,
--- the time, key ttl seconds; then per entity: n, (field, expected value or
+-- the time, key ttl seconds, the watermarks ('' for none); then per entity: n, (field, expected value or
 -- '' for absent) x n; n, (field, value) x n; n, field x n to delete.
 local has_cp, seq, ttl = ARGV[1] == '1', ARGV[2], tonumber(ARGV[6])
 if has_cp and seq ~= '' then
   local cur = redis.call('HGET', KEYS[1], 'sequence_number')
   if cur and (#seq < #cur or (#seq == #cur and seq <= cur)) then return -1 end
 end
-local i = 7
+local i = 8
 for k = 2, #KEYS do
   local n = tonumber(ARGV[i]); i = i + 1
   for _ = 1, n do
@@ -24,7 +24,7 @@ for k = 2, #KEYS do
   i = i + 1 + 2 * tonumber(ARGV[i])
   i = i + 1 + tonumber(ARGV[i])
 end
-i = 7
+i = 8
 local written = 0
 for k = 2, #KEYS do
   i = i + 1 + 2 * tonumber(ARGV[i])
@@ -44,5 +44,6 @@ if has_cp then
   if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'finished', '1') end
   redis.call('HINCRBY', KEYS[1], 'records', ARGV[4])
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[5])
+  if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'watermarks', ARGV[7]) end
 end
 return written

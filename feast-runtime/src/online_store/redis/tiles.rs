@@ -102,7 +102,12 @@ impl RedisStore {
                 None => cmd.arg("0").arg("").arg("0").arg(0),
             };
             cmd.arg(chrono::Utc::now().to_rfc3339())
-                .arg(self.key_ttl_seconds);
+                .arg(self.key_ttl_seconds)
+                .arg(
+                    checkpoint
+                        .and_then(|cp| crate::online_store::watermarks_text(cp.watermarks))
+                        .unwrap_or_default(),
+                );
             let mut stats = Vec::with_capacity(writes.len());
             let mut answers = asked.iter().zip(&replies);
             for (view, batch) in writes {

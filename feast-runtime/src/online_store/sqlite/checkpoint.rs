@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::online_store::Checkpoint;
+use crate::online_store::{Checkpoint, parse_watermarks, watermarks_text};
 
 const TABLE: &str = "feast_rs_kinesis_checkpoints";
 
@@ -18,9 +18,20 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
             finished INTEGER NOT NULL DEFAULT 0,
             records INTEGER NOT NULL DEFAULT 0,
             updated_at TEXT NOT NULL,
+            watermarks TEXT,
             PRIMARY KEY (consumer, stream, shard_id)
         )"
-    ))
+    ))?;
+    // Databases from before watermarks: add the column.
+    let has: bool = conn.query_row(
+        &format!("SELECT count(*) FROM pragma_table_info('{TABLE}') WHERE name = 'watermarks'"),
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has {
+        conn.execute_batch(&format!("ALTER TABLE {TABLE} ADD COLUMN watermarks TEXT"))?;
+    }
+    Ok(())
 }
 
 pub(super) fn load(
@@ -30,13 +41,14 @@ pub(super) fn load(
     shard: &str,
 ) -> rusqlite::Result<Option<Checkpoint>> {
     conn.query_row(
-        &format!("SELECT sequence_number, finished, records FROM {TABLE} WHERE consumer = ?1 AND stream = ?2 AND shard_id = ?3"),
+        &format!("SELECT sequence_number, finished, records, watermarks FROM {TABLE} WHERE consumer = ?1 AND stream = ?2 AND shard_id = ?3"),
         params![consumer, stream, shard],
         |r| {
             Ok(Checkpoint {
                 sequence_number: r.get(0)?,
                 finished: r.get::<_, i64>(1)? != 0,
                 records: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
+                watermarks: parse_watermarks(r.get::<_, Option<String>>(3)?.as_deref()),
             })
         },
     )
@@ -54,12 +66,13 @@ pub(super) fn save(
     sequence_number: Option<&str>,
     finished: bool,
     records: u64,
+    watermarks: &[(&str, i64)],
 ) -> rusqlite::Result<()> {
     let now = chrono::Utc::now().to_rfc3339();
     conn.execute(
         &format!(
-            "INSERT INTO {TABLE} (consumer, stream, shard_id, sequence_number, finished, records, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO {TABLE} (consumer, stream, shard_id, sequence_number, finished, records, updated_at, watermarks)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (consumer, stream, shard_id) DO UPDATE SET
                 sequence_number = CASE
                     WHEN excluded.sequence_number IS NULL THEN {TABLE}.sequence_number
@@ -71,7 +84,8 @@ pub(super) fn save(
                     ELSE {TABLE}.sequence_number END,
                 finished = max({TABLE}.finished, excluded.finished),
                 records = {TABLE}.records + excluded.records,
-                updated_at = excluded.updated_at"
+                updated_at = excluded.updated_at,
+                watermarks = coalesce(excluded.watermarks, {TABLE}.watermarks)"
         ),
         params![
             consumer,
@@ -80,7 +94,8 @@ pub(super) fn save(
             sequence_number,
             i64::from(finished),
             i64::try_from(records).unwrap_or(i64::MAX),
-            now
+            now,
+            watermarks_text(watermarks)
         ],
     )?;
     Ok(())
@@ -103,10 +118,11 @@ mod tests {
             Some("49590338271490256608559692538361571095921575989136588898"),
             false,
             10,
+            &[],
         )
         .unwrap();
         // Shorter is older, whatever its digits.
-        save(&conn, "c", "s", "shard-0", Some("99"), false, 1).unwrap();
+        save(&conn, "c", "s", "shard-0", Some("99"), false, 1, &[]).unwrap();
         save(
             &conn,
             "c",
@@ -115,9 +131,10 @@ mod tests {
             Some("49590338271490256608559692538361571095921575989136588897"),
             false,
             2,
+            &[],
         )
         .unwrap();
-        save(&conn, "c", "s", "shard-0", None, true, 0).unwrap();
+        save(&conn, "c", "s", "shard-0", None, true, 0, &[("v", 42)]).unwrap();
         assert_eq!(
             load(&conn, "c", "s", "shard-0").unwrap(),
             Some(Checkpoint {
@@ -126,6 +143,7 @@ mod tests {
                 ),
                 finished: true,
                 records: 13,
+                watermarks: vec![("v".into(), 42)],
             })
         );
         save(
@@ -136,9 +154,15 @@ mod tests {
             Some("49590338271490256608559692538361571095921575989136588899"),
             false,
             5,
+            &[],
         )
         .unwrap();
         let c = load(&conn, "c", "s", "shard-0").unwrap().unwrap();
+        assert_eq!(
+            c.watermarks,
+            [("v".to_owned(), 42)],
+            "kept when a batch sets none"
+        );
         assert_eq!(
             c.sequence_number.as_deref(),
             Some("49590338271490256608559692538361571095921575989136588899")

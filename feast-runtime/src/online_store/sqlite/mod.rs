@@ -221,6 +221,19 @@ impl OnlineStore for SqliteStore {
         cp: Option<&CheckpointUpdate<'_>>,
     ) -> Result<Vec<WriteStats>> {
         self.transaction(|tx| {
+            // A batch the shard's checkpoint already covers is applied:
+            // writing it again would count its events twice in the tiles.
+            if let Some(c) = cp {
+                let stored = checkpoint::load(tx, c.consumer, c.stream, c.shard)?;
+                if let (Some(seq), Some(done)) = (
+                    c.sequence_number,
+                    stored.as_ref().and_then(|s| s.sequence_number.as_deref()),
+                ) {
+                    if !super::sequence_after(seq, done) {
+                        return Ok(vec![WriteStats::default(); writes.len()]);
+                    }
+                }
+            }
             let mut stats = Vec::with_capacity(writes.len());
             for (view, batch) in writes {
                 stats.push(self.write_view_in(tx, view, batch)?);
@@ -234,6 +247,7 @@ impl OnlineStore for SqliteStore {
                     c.sequence_number,
                     c.finished,
                     c.records,
+                    c.watermarks,
                 )?;
             }
             Ok(stats)

@@ -1,0 +1,458 @@
+//! Windowed aggregations on both online stores, through the stream pipeline
+//! and `materialize` as `ingest` and a user run them.
+//!
+//! The property: over random event streams (out of order, late, too late,
+//! duplicated, part of them history in Parquet), for every function, the
+//! online value at time `t` equals the historical value at `t` equals a
+//! brute-force reference written here from the README's rule alone.
+
+mod reference;
+
+use std::sync::Arc;
+
+use feast_runtime::chrono::{DateTime, SecondsFormat, Utc};
+use feast_runtime::definition::{JoinKeyValue, Value};
+use feast_runtime::feature_store::{FeatureStore, Features, FieldStatus};
+use feast_runtime::ingest::metrics::Metrics;
+use feast_runtime::ingest::pipeline::{Pipeline, RawRecord, Writes};
+use feast_runtime::polars::prelude::*;
+use feast_runtime::prelude::*;
+use feast_runtime::{entity, file_source, kinesis_source};
+use feast_tests::{Backend, TempRepo};
+
+use reference::{Event, Rng};
+
+/// A rider of the test's ride service.
+#[entity]
+pub struct Rider {
+    pub rider_id: i64,
+}
+
+/// Rides kept in Parquet: history, and the stream's log.
+#[file_source(
+    path = "data/rides",
+    timestamp_field = "event_timestamp",
+    schema = [rider_id: Int64, event_timestamp: UnixTimestamp, amount: Float64, qty: Int64, item: String],
+)]
+pub struct RidesHistory;
+
+/// Rides as JSON records on Kinesis.
+#[kinesis_source(
+    name = "rides_stream",
+    stream_name = "rides",
+    region = "us-east-1",
+    timestamp_field = "event_timestamp",
+    batch_source = RidesHistory,
+    record_format = JsonFormat(
+        schema_json = "rider_id bigint, event_timestamp timestamp, amount double, qty bigint, item string"
+    ),
+)]
+pub struct RidesStream;
+
+/// Every function, over two hops.
+#[stream_feature_view(
+    entities = [Rider],
+    source = RidesStream,
+    schema = [amount: Float64, qty: Int64, item: String],
+    offline = true,
+    aggregations = [
+        Aggregation(column = "amount", function = "sum", time_window = "1h", slide_interval = "10m", name = "amount_sum_1h"),
+        Aggregation(column = "qty", function = "sum", time_window = "1d", slide_interval = "1h", name = "qty_sum_1d"),
+        Aggregation(column = "amount", function = "count", time_window = "1h", slide_interval = "10m", name = "rides_1h"),
+        Aggregation(column = "amount", function = "avg", time_window = "1d", slide_interval = "1h", name = "amount_mean_1d"),
+        Aggregation(column = "qty", function = "min", time_window = "1h", slide_interval = "10m", name = "qty_min_1h"),
+        Aggregation(column = "amount", function = "max", time_window = "1d", slide_interval = "1h", name = "amount_max_1d"),
+        Aggregation(column = "amount", function = "std", time_window = "1h", slide_interval = "10m", name = "amount_std_1h"),
+        Aggregation(column = "qty", function = "std_pop", time_window = "1d", slide_interval = "1h", name = "qty_std_pop_1d"),
+        Aggregation(column = "amount", function = "var", time_window = "1d", slide_interval = "1h", name = "amount_var_1d"),
+        Aggregation(column = "amount", function = "var_pop", time_window = "1h", slide_interval = "10m", name = "amount_var_pop_1h"),
+        Aggregation(column = "item", function = "last(3)", time_window = "1h", slide_interval = "10m", name = "items_1h"),
+        Aggregation(column = "item", function = "last_distinct(3)", time_window = "1d", slide_interval = "1h", name = "distinct_items_1d"),
+    ],
+)]
+pub fn rides(df: DataFrame) -> PolarsResult<DataFrame> {
+    Ok(df)
+}
+
+const STREAM: &str = "rides";
+const SHARD: &str = "shardId-000000000000";
+const HOUR: i64 = 3_600_000_000;
+/// 2025-01-01T00:00:00Z.
+const T0: i64 = 1_735_689_600_000_000;
+
+fn config(
+    project: &str,
+    backend: Backend,
+    redis: Option<&feast_tests::redis::RedisServer>,
+) -> String {
+    let online = match backend {
+        Backend::Sqlite => "  type: sqlite\n  path: data/online.db\n".to_owned(),
+        Backend::Redis => format!(
+            "  type: redis\n  connection_string: \"{}\"\n",
+            redis.expect("a Redis server").connection_string()
+        ),
+    };
+    format!(
+        "project: {project}\nregistry: data/registry.json\nonline_store:\n{online}offline_store:\n  type: file\n"
+    )
+}
+
+struct Setup {
+    repo: TempRepo,
+    redis: Option<feast_tests::redis::RedisServer>,
+    store: Arc<FeatureStore>,
+    pipeline: Pipeline,
+    next_sequence: u64,
+}
+
+impl Setup {
+    fn new(backend: Backend, project: &str) -> Setup {
+        let redis = (backend == Backend::Redis).then(feast_tests::redis::RedisServer::start);
+        let repo = TempRepo::with_config(&config(project, backend, redis.as_ref()));
+        std::fs::create_dir_all(repo.path().join("data/rides")).unwrap();
+        let store = Arc::new(FeatureStore::open(repo.path()).unwrap());
+        let source = store.registry().data_source("rides_stream").unwrap();
+        let view = store.registry().feature_view("rides").unwrap();
+        let pipeline = Pipeline::new(
+            store.clone(),
+            source,
+            vec![view],
+            Writes::Declared,
+            Arc::new(Metrics::default()),
+        );
+        Setup {
+            repo,
+            redis: redis,
+            store,
+            pipeline,
+            next_sequence: 1,
+        }
+    }
+
+    fn records(&mut self, events: &[Event]) -> Vec<RawRecord> {
+        events
+            .iter()
+            .map(|e| {
+                let seq = self.next_sequence;
+                self.next_sequence += 1;
+                RawRecord {
+                    sequence_number: format!("{seq:056}"),
+                    data: json(e),
+                }
+            })
+            .collect()
+    }
+
+    /// Sends `events` through the stream pipeline in batches of `sizes`.
+    fn ingest(&mut self, events: &[Event], rng: &mut Rng) -> usize {
+        let mut dead = 0;
+        let mut rest = events;
+        while !rest.is_empty() {
+            let n = (1 + rng.below(60) as usize).min(rest.len());
+            let records = self.records(&rest[..n]);
+            dead += self
+                .pipeline
+                .process(STREAM, SHARD, &records, false, 0)
+                .unwrap()
+                .dead_lettered;
+            rest = &rest[n..];
+        }
+        dead
+    }
+
+    fn write_history(&self, events: &[Event]) {
+        let mut df = frame(events);
+        let path = self.repo.path().join("data/rides/history.parquet");
+        let file = std::fs::File::create(path).unwrap();
+        ParquetWriter::new(file).finish(&mut df).unwrap();
+    }
+
+    fn online(&self, riders: &[i64], t_us: i64) -> Vec<Vec<(Value, FieldStatus)>> {
+        let refs: Vec<String> = FEATURES.iter().map(|f| format!("rides:{f}")).collect();
+        let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+        let features = Features::Refs(&refs);
+        let keys: Vec<JoinKeyValue<'_>> = riders.iter().map(|r| JoinKeyValue::Int64(*r)).collect();
+        let response = self
+            .store
+            .get_online_features_at(
+                &features,
+                &[("rider_id", keys)],
+                false,
+                DateTime::<Utc>::from_timestamp_micros(t_us).unwrap(),
+            )
+            .unwrap();
+        (0..riders.len())
+            .map(|i| {
+                FEATURES
+                    .iter()
+                    .map(|f| {
+                        let col = response.column(f).unwrap();
+                        (col.values[i].clone(), col.statuses[i])
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn historical(&self, rows: &[(i64, i64)]) -> Vec<Vec<Value>> {
+        let entity_df = DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new(
+                    "rider_id".into(),
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "event_timestamp".into(),
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )
+                .cast(&DataType::Datetime(
+                    TimeUnit::Microseconds,
+                    Some(TimeZone::UTC),
+                ))
+                .unwrap(),
+            ],
+        )
+        .unwrap();
+        let refs: Vec<String> = FEATURES.iter().map(|f| format!("rides:{f}")).collect();
+        let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+        let features = Features::Refs(&refs);
+        let df = self
+            .store
+            .get_historical_features(&entity_df, &features, false, false)
+            .unwrap();
+        (0..rows.len())
+            .map(|i| {
+                FEATURES
+                    .iter()
+                    .map(|f| reference::cell(&df, f, i))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+const FEATURES: [&str; 12] = [
+    "amount_sum_1h",
+    "qty_sum_1d",
+    "rides_1h",
+    "amount_mean_1d",
+    "qty_min_1h",
+    "amount_max_1d",
+    "amount_std_1h",
+    "qty_std_pop_1d",
+    "amount_var_1d",
+    "amount_var_pop_1h",
+    "items_1h",
+    "distinct_items_1d",
+];
+
+fn json(e: &Event) -> Vec<u8> {
+    let ts = DateTime::<Utc>::from_timestamp_micros(e.ts_us)
+        .unwrap()
+        .to_rfc3339_opts(SecondsFormat::Micros, true);
+    serde_json::to_vec(&serde_json::json!({
+        "rider_id": e.rider,
+        "event_timestamp": ts,
+        "amount": e.amount,
+        "qty": e.qty,
+        "item": e.item,
+    }))
+    .unwrap()
+}
+
+fn frame(events: &[Event]) -> DataFrame {
+    DataFrame::new(
+        events.len(),
+        vec![
+            Column::new(
+                "rider_id".into(),
+                events.iter().map(|e| e.rider).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "event_timestamp".into(),
+                events.iter().map(|e| e.ts_us).collect::<Vec<_>>(),
+            )
+            .cast(&DataType::Datetime(
+                TimeUnit::Microseconds,
+                Some(TimeZone::UTC),
+            ))
+            .unwrap(),
+            Column::new(
+                "amount".into(),
+                events.iter().map(|e| e.amount).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "qty".into(),
+                events.iter().map(|e| e.qty).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "item".into(),
+                events.iter().map(|e| e.item.clone()).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+feast_tests::on_both_stores!(
+    online_equals_historical_equals_the_reference_for_every_function,
+    a_replayed_batch_counts_once,
+    tiles_out_of_every_window_are_deleted,
+);
+
+fn online_equals_historical_equals_the_reference_for_every_function(backend: Backend) {
+    for seed in 0..6u64 {
+        let mut rng = Rng::new(seed);
+        let mut setup = Setup::new(backend, &format!("agg{seed}"));
+        let (stream, history) = reference::events(&mut rng, 400, 150);
+        setup.write_history(&history);
+        let dead = setup.ingest(&stream, &mut rng);
+        let too_late = reference::too_late(&stream).len();
+        assert_eq!(
+            dead, too_late,
+            "seed {seed}: each too-late event dead-lettered once"
+        );
+        let end = stream.iter().map(|e| e.ts_us).max().unwrap();
+        setup
+            .store
+            .materialize(
+                DateTime::<Utc>::from_timestamp_micros(T0 - 10 * 24 * HOUR).unwrap(),
+                DateTime::<Utc>::from_timestamp_micros(end).unwrap(),
+                Some(&["rides"]),
+            )
+            .unwrap();
+
+        let late = reference::too_late(&stream);
+        assert!(!late.is_empty(), "seed {seed}: some events too late");
+        // Too-late events are in the offline log, but out of every window
+        // from the shard's watermark on, as at every time compared here.
+        let all: Vec<Event> = stream.iter().chain(&history).cloned().collect();
+        let riders: Vec<i64> = (1..=reference::RIDERS + 1).collect();
+        let times = [
+            end,
+            end + 7 * 60_000_000,
+            end + 50 * 60_000_000,
+            end + 3 * HOUR,
+            end + 23 * HOUR + 1,
+            end + 2 * 24 * HOUR,
+        ];
+        let rows: Vec<(i64, i64)> = times
+            .iter()
+            .flat_map(|&t| riders.iter().map(move |&r| (r, t)))
+            .collect();
+        let offline = setup.historical(&rows);
+        let (mut hour, mut day) = (0, 0);
+        for (i, &(rider, t)) in rows.iter().enumerate() {
+            let expected = reference::values(&all, rider, t);
+            let online = &setup.online(&[rider], t)[0];
+            let what = format!("seed {seed}, rider {rider}, t = {t}");
+            match &expected {
+                None => {
+                    assert!(
+                        online.iter().all(|(_, s)| *s == FieldStatus::NotFound),
+                        "{what}: an entity without events is not found online: {online:?}"
+                    );
+                    assert!(
+                        offline[i].iter().all(|v| *v == Value::Null),
+                        "{what}: offline nulls: {:?}",
+                        offline[i]
+                    );
+                }
+                Some(values) => {
+                    hour += usize::from(values[2] != Value::Int64(0));
+                    day += usize::from(values[3] != Value::Null);
+                    for (f, name) in FEATURES.iter().enumerate() {
+                        assert_eq!(online[f].0, values[f], "{what}: {name} online");
+                        assert_eq!(offline[i][f], values[f], "{what}: {name} offline");
+                    }
+                }
+            }
+        }
+        assert!(
+            hour >= 3 && day >= 10,
+            "seed {seed}: windows held events ({hour} hour, {day} day)"
+        );
+    }
+}
+
+fn a_replayed_batch_counts_once(backend: Backend) {
+    let mut rng = Rng::new(99);
+    let mut setup = Setup::new(backend, "replay");
+    let (stream, _) = reference::events(&mut rng, 200, 0);
+    let end = stream.iter().map(|e| e.ts_us).max().unwrap();
+    setup.ingest(&stream[..150], &mut rng);
+    let before = setup.next_sequence;
+    let tail = setup.records(&stream[150..]);
+    setup
+        .pipeline
+        .process(STREAM, SHARD, &tail, false, 0)
+        .unwrap();
+    let once = setup.online(&[1, 2, 3], end);
+    // The same records again, as a consumer that lost its reply would send them.
+    setup
+        .pipeline
+        .process(STREAM, SHARD, &tail, false, 0)
+        .unwrap();
+    setup
+        .pipeline
+        .process(STREAM, SHARD, &tail[..10], false, 0)
+        .unwrap();
+    assert_eq!(setup.online(&[1, 2, 3], end), once);
+    let expected: Vec<_> = [1, 2, 3]
+        .iter()
+        .map(|&r| reference::values(&stream, r, end).unwrap())
+        .collect();
+    for (got, want) in once.iter().zip(&expected) {
+        let got: Vec<Value> = got.iter().map(|(v, _)| v.clone()).collect();
+        assert_eq!(&got, want);
+    }
+    let committed = setup
+        .store
+        .online_store()
+        .checkpoint("replay", STREAM, SHARD)
+        .unwrap()
+        .unwrap();
+    assert_eq!(committed.records, 200, "records counted once");
+    assert_eq!(
+        committed.sequence_number.as_deref(),
+        Some(format!("{:056}", before + 49).as_str())
+    );
+}
+
+fn tiles_out_of_every_window_are_deleted(backend: Backend) {
+    // One rider riding every 20 minutes for 10 days: the tiles kept stay
+    // within the windows (1 h over 10 min hops, 1 d over 1 h hops).
+    let mut setup = Setup::new(backend, "retention");
+    let events: Vec<Event> = (0..720)
+        .map(|i| {
+            let ts = T0 + i * 20 * 60_000_000;
+            Event {
+                rider: 1,
+                ts_us: ts,
+                amount: 1.0,
+                qty: 1,
+                item: format!("i{}", i % 4),
+            }
+        })
+        .collect();
+    let mut rng = Rng::new(7);
+    setup.ingest(&events, &mut rng);
+    let tiles = reference::stored_tiles(&setup.repo, backend, setup.redis.as_ref(), "retention");
+    // 10-minute hop: the window's 6 tiles and the one before its edge at
+    // most; 1-hour hop: 24 and one.
+    let short = tiles.iter().filter(|(hop, _)| *hop == 600).count();
+    let long = tiles.iter().filter(|(hop, _)| *hop == 3600).count();
+    assert!((1..=7).contains(&short), "10-minute tiles kept: {short}");
+    assert!((1..=25).contains(&long), "1-hour tiles kept: {long}");
+    let last = events.last().unwrap().ts_us;
+    assert!(
+        tiles
+            .iter()
+            .all(|(hop, index)| (index + 1) * hop * 1_000_000 > last - 24 * HOUR),
+        "every tile kept is inside the day's window: {tiles:?}"
+    );
+    let online = setup.online(&[1], last);
+    assert_eq!(online[0][2].0, Value::Int64(3), "rides in the last hour");
+    assert_eq!(online[0][1].0, Value::Int64(72), "qty over the last day");
+}
