@@ -50,21 +50,21 @@ pub fn driver_hourly_stats(df: DataFrame) -> PolarsResult<DataFrame> {
     Ok(df)
 }
 
-/// A driver's activity computed on the stream: trips reported and the mean
-/// conversion rate over the last hour and day, and the last three distinct
+/// A driver's activity computed on the stream: reports (trips) and the mean
+/// conversion rate over the last hour and week, and the last three distinct
 /// conversion bands. The function adds the band; the windows are kept as
 /// tiles in the online store by `ingest` and `materialize`.
 #[stream_feature_view(
     entities = [Driver],
-    ttl = "1d",
+    ttl = "7d",
     source = DriverStatsStream,
     schema = [conv_rate: Float32, conv_band: String],
     aggregations = [
         Aggregation(column = "conv_rate", function = "count", time_window = "1h", slide_interval = "10m", name = "trips_1h"),
-        Aggregation(column = "conv_rate", function = "count", time_window = "1d", slide_interval = "1h", name = "trips_1d"),
+        Aggregation(column = "conv_rate", function = "count", time_window = "7d", slide_interval = "1d", name = "trips_7d"),
         Aggregation(column = "conv_rate", function = "mean", time_window = "1h", slide_interval = "10m", name = "conv_rate_mean_1h"),
-        Aggregation(column = "conv_rate", function = "mean", time_window = "1d", slide_interval = "1h", name = "conv_rate_mean_1d"),
-        Aggregation(column = "conv_band", function = "last_distinct(3)", time_window = "1d", slide_interval = "1h", name = "recent_conv_bands"),
+        Aggregation(column = "conv_rate", function = "mean", time_window = "7d", slide_interval = "1d", name = "conv_rate_mean_7d"),
+        Aggregation(column = "conv_band", function = "last_distinct(3)", time_window = "7d", slide_interval = "1d", name = "recent_conv_bands"),
     ],
     tags = {"team": "driver_performance"},
 )]

@@ -23,7 +23,7 @@ pub(super) fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         Command::MaterializeIncremental { end, views } => {
             store_commands::materialize(cli, out, "", end, views, true)
         }
-        Command::Verify { views, show } => store_commands::verify(cli, out, views, *show),
+        Command::Verify { views, show, at } => store_commands::verify(cli, out, views, *show, at),
         Command::GetOnline {
             features,
             service,

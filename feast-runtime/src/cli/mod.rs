@@ -86,6 +86,10 @@ pub enum Command {
         /// Differences to print per view.
         #[arg(long, default_value_t = 10)]
         show: usize,
+        /// Compare as of this time (RFC 3339, or `now`): the ttl, and an
+        /// aggregated view's windows, are taken at it.
+        #[arg(long, default_value = "now")]
+        at: String,
     },
     /// Read online features for entities.
     GetOnline {

@@ -175,11 +175,13 @@ pub(super) fn verify(
     out: &mut impl Write,
     views: &[String],
     show: usize,
+    at: &str,
 ) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
+    let at = parse_time(at)?;
     let store = open(cli)?;
     let names = views_arg(views);
-    let reports = store.verify(names.as_deref(), Utc::now())?;
+    let reports = store.verify(names.as_deref(), at)?;
     let mut differing = 0;
     for r in &reports {
         let expired = if r.expired > 0 {
