@@ -14,7 +14,7 @@ fn list_shows_every_definition_with_its_schema() {
     for header in [
         "Entities (1)",
         "Data sources (3)",
-        "Feature views (2)",
+        "Feature views (3)",
         "Feature services (1)",
     ] {
         assert!(
@@ -29,8 +29,8 @@ fn list_shows_every_definition_with_its_schema() {
         .expect("the stream view is listed");
     let end = r
         .stdout
-        .find("\nFeature services")
-        .expect("services are listed");
+        .find("\n  driver_trip_windows ")
+        .expect("the windowed view is listed");
     let view = &r.stdout[start..end];
     assert_eq!(
         view.lines()
@@ -69,6 +69,19 @@ fn list_shows_every_definition_with_its_schema() {
             vec!["acc_percentage", "Float32"],
         ]
     );
+    // A windowed view lists its function's columns, then its aggregations.
+    let windows = &r.stdout[end + 1..r.stdout.find("\nFeature services").unwrap()];
+    let lines: Vec<&str> = windows.lines().map(str::trim).collect();
+    assert_eq!(
+        lines[lines.len() - 5..],
+        [
+            "trips_1h                 Int64          count(conv_rate) over 1h, every 10m",
+            "trips_7d                 Int64          count(conv_rate) over 1w, every 1d",
+            "conv_rate_mean_1h        Float64        mean(conv_rate) over 1h, every 10m",
+            "conv_rate_mean_7d        Float64        mean(conv_rate) over 1w, every 1d",
+            "recent_conv_bands        Array(String)  last_distinct(3)(conv_band) over 1w, every 1d",
+        ]
+    );
 }
 
 #[test]
@@ -96,7 +109,18 @@ fn list_json_is_machine_readable() {
     );
     assert_eq!(
         names("feature_views"),
-        ["driver_hourly_stats", "driver_hourly_stats_stream"]
+        [
+            "driver_hourly_stats",
+            "driver_hourly_stats_stream",
+            "driver_trip_windows"
+        ]
+    );
+    assert_eq!(
+        v["feature_views"][2]["aggregations"][0],
+        serde_json::json!({
+            "name": "trips_1h", "column": "conv_rate", "function": "count",
+            "time_window_seconds": 3600, "slide_interval_seconds": 600,
+        })
     );
     assert_eq!(names("feature_services"), ["driver_activity"]);
     let stream = &v["data_sources"][2];
@@ -124,8 +148,9 @@ fn validate_passes_on_the_example() {
         "ok      feature_store.yaml (project driver_stats, online store sqlite data/online.db)\n\
          ok      feature view driver_hourly_stats (5 columns)\n\
          ok      feature view driver_hourly_stats_stream (4 columns)\n\
+         ok      feature view driver_trip_windows (4 columns)\n\
          -       batch source driver_stats_source: no files at data/driver_stats.parquet yet, not checked\n\
-         valid: 1 entity, 3 data sources, 2 feature views, 1 feature service\n"
+         valid: 1 entity, 3 data sources, 3 feature views, 1 feature service\n"
     );
     assert_eq!(r.stderr, "");
 }
@@ -304,18 +329,20 @@ fn plan_then_apply_then_plan_again() {
          + data source driver_stats_stream\n\
          + feature view driver_hourly_stats\n\
          + feature view driver_hourly_stats_stream\n\
+         + feature view driver_trip_windows\n\
          + feature service driver_activity\n\
-         Plan: 7 to add, 0 to change, 0 to remove, 0 unchanged.\n"
+         Plan: 8 to add, 0 to change, 0 to remove, 0 unchanged.\n"
     );
     assert!(!registry.exists(), "plan must not write");
 
     let r = run(EXAMPLE, repo.path(), &["apply"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(r.stdout.ends_with("Applied: 7 to add, 0 to change, 0 to remove, 0 unchanged; registry written to ./data/registry.json, online store ready for 2 feature views.\n"), "{}", r.stdout);
-    // The online store's tables exist, in Feast's layout, before any write.
+    assert!(r.stdout.ends_with("Applied: 8 to add, 0 to change, 0 to remove, 0 unchanged; registry written to ./data/registry.json, online store ready for 3 feature views.\n"), "{}", r.stdout);
+    // The online store's tables exist, in Feast's layout, before any write
+    // (and the windowed view's tiles table beside them).
     let db = rusqlite::Connection::open(repo.path().join("data/online.db")).unwrap();
     let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'driver_stats_%' ORDER BY name")
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND (name LIKE 'driver_stats_%' OR name LIKE 'feast_rs_tiles_%') ORDER BY name")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -325,7 +352,8 @@ fn plan_then_apply_then_plan_again() {
         tables,
         [
             "driver_stats_driver_hourly_stats",
-            "driver_stats_driver_hourly_stats_stream"
+            "driver_stats_driver_hourly_stats_stream",
+            "feast_rs_tiles_driver_stats_driver_trip_windows"
         ]
     );
     let written: serde_json::Value =
@@ -340,7 +368,7 @@ fn plan_then_apply_then_plan_again() {
     let r = run(EXAMPLE, repo.path(), &["plan"]);
     assert_eq!(
         r.stdout,
-        "Plan: 0 to add, 0 to change, 0 to remove, 7 unchanged.\n"
+        "Plan: 0 to add, 0 to change, 0 to remove, 8 unchanged.\n"
     );
 
     // Someone else's registry: a different ttl and an entity we no longer define.
@@ -353,14 +381,14 @@ fn plan_then_apply_then_plan_again() {
         r.stdout,
         "- entity rider\n\
          ~ feature view driver_hourly_stats\n      ttl_seconds: 3600 -> 86400\n\
-         Plan: 0 to add, 1 to change, 1 to remove, 6 unchanged.\n"
+         Plan: 0 to add, 1 to change, 1 to remove, 7 unchanged.\n"
     );
     let r = run(EXAMPLE, repo.path(), &["apply"]);
     assert_eq!(r.code, Some(0));
     let r = run(EXAMPLE, repo.path(), &["plan"]);
     assert_eq!(
         r.stdout,
-        "Plan: 0 to add, 0 to change, 0 to remove, 7 unchanged.\n"
+        "Plan: 0 to add, 0 to change, 0 to remove, 8 unchanged.\n"
     );
 }
 
@@ -572,7 +600,7 @@ fn the_store_commands_end_to_end() {
     );
 
     let r = run(EXAMPLE, repo.path(), &["teardown"]);
-    assert_eq!(r.stdout, "dropped the online tables of 2 feature views\n");
+    assert_eq!(r.stdout, "dropped the online tables of 3 feature views\n");
     let r = run(
         EXAMPLE,
         repo.path(),

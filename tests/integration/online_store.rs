@@ -407,7 +407,7 @@ fn bad_frames_name_the_problem(backend: Backend) {
         .to_string();
     assert_eq!(
         err,
-        "unknown feature view `driver_hourly_stat`; feature views: driver_hourly_stats, driver_hourly_stats_stream"
+        "unknown feature view `driver_hourly_stat`; feature views: driver_hourly_stats, driver_hourly_stats_stream, driver_trip_windows"
     );
 
     let no_ts = good.drop("event_timestamp").unwrap();

@@ -22,7 +22,11 @@ fn example_registers_exactly_its_definitions() {
     );
     assert_eq!(
         names(reg.feature_views().map(|v| v.name)),
-        ["driver_hourly_stats", "driver_hourly_stats_stream"]
+        [
+            "driver_hourly_stats",
+            "driver_hourly_stats_stream",
+            "driver_trip_windows"
+        ]
     );
     assert_eq!(
         names(reg.feature_services().map(|s| s.name)),

@@ -199,7 +199,8 @@ fn pipeline_run(raw: &[RawRecord], batch: usize) -> (f64, f64, usize) {
     let views: Vec<_> = store
         .registry()
         .feature_views()
-        .filter(|v| std::ptr::eq(v.source, source))
+        // The stateless views: windowed ones have their own benchmark.
+        .filter(|v| std::ptr::eq(v.source, source) && !v.is_aggregated())
         .collect();
     let pipeline = Pipeline::new(
         store.clone(),

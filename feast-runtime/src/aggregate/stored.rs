@@ -81,12 +81,22 @@ pub struct EntityUpdate {
     pub deletes: Vec<(u64, i64, i64)>,
 }
 
-/// The stored tiles of an entity a write touches, so the store can read
-/// them first: those of `new` (for a merge) at or after the live edge of
-/// the stored marker.
-pub fn touched(plan: &Plan, new: &EntityTiles) -> Vec<TileAddr> {
+/// The stored tiles of an entity's part a merge of `new` reads, given the
+/// part's `marker`: the addresses of `new`'s tiles that can exist. None
+/// lies after the marker's tile (the marker is the part's newest event)
+/// or before the live edge (such tiles are deleted and never rewritten).
+pub fn touched(plan: &Plan, new: &EntityTiles, marker: Option<i64>) -> Vec<TileAddr> {
+    let Some(marker) = marker else {
+        return Vec::new();
+    };
+    let newest = marker.max(new.newest_us);
     new.tiles
         .iter()
+        .filter(|t| {
+            let group = &plan.groups[t.group];
+            t.index <= marker.div_euclid(group.hop_us)
+                && t.index >= plan.first_live_tile(t.group, newest)
+        })
         .map(|t| TileAddr {
             hop_seconds: plan.groups[t.group].hop_seconds,
             index: t.index,
@@ -96,8 +106,9 @@ pub fn touched(plan: &Plan, new: &EntityTiles) -> Vec<TileAddr> {
 
 /// The update of one entity's `part` by `new`: for the stream, the stored
 /// tile merged with the new one; for the backfill, the new tile as it is.
-/// `stored(addr)` gives the part's stored bytes at each address of
-/// [`touched`]; `marker` is the part's stored marker.
+/// `stored(addr)` gives the part's stored bytes at the addresses
+/// [`touched`] names (and `None` elsewhere); `marker` is the part's stored
+/// marker.
 pub fn update<'s>(
     view: &FeatureViewDef,
     plan: &Plan,

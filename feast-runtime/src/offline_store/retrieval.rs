@@ -141,15 +141,40 @@ fn join_windows(
                 })
         })
         .collect::<Result<_, _>>()?;
-    let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(keys.len()); wanted.len()];
-    for (key, &t) in keys.iter().zip(entity_ts) {
-        match aggregate::evaluate_events(view, &events, key, t) {
-            Some((newest, values)) if view.is_fresh(newest, t) => {
-                for (col, &a) in columns.iter_mut().zip(&wanted) {
-                    col.push(values[a].clone());
+    // Entity rows are independent: evaluated on as many threads as Polars
+    // may use, each over a contiguous share, joined back in order.
+    let evaluate = |range: std::ops::Range<usize>| -> Vec<Vec<Value>> {
+        let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(range.len()); wanted.len()];
+        for i in range {
+            match aggregate::evaluate_events(view, &events, &keys[i], entity_ts[i]) {
+                Some((newest, values)) if view.is_fresh(newest, entity_ts[i]) => {
+                    for (col, &a) in columns.iter_mut().zip(&wanted) {
+                        col.push(values[a].clone());
+                    }
                 }
+                _ => columns.iter_mut().for_each(|c| c.push(Value::Null)),
             }
-            _ => columns.iter_mut().for_each(|c| c.push(Value::Null)),
+        }
+        columns
+    };
+    let threads = worker_threads().min(keys.len().div_ceil(10_000)).max(1);
+    let share = keys.len().div_ceil(threads);
+    let parts: Vec<Vec<Vec<Value>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|p| {
+                let range = (p * share).min(keys.len())..((p + 1) * share).min(keys.len());
+                scope.spawn(move || evaluate(range))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(keys.len()); wanted.len()];
+    for part in parts {
+        for (col, values) in columns.iter_mut().zip(part) {
+            col.extend(values);
         }
     }
     for (values, &a) in columns.iter().zip(&wanted) {
@@ -162,6 +187,15 @@ fn join_windows(
         out.with_column(frame::values_column(&name, agg.output(), values)?)?;
     }
     Ok(())
+}
+
+/// The threads Polars may use: `POLARS_MAX_THREADS`, or the machine's cores.
+fn worker_threads() -> usize {
+    std::env::var("POLARS_MAX_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1)
 }
 
 /// Joins the requested features onto `entity_df`.

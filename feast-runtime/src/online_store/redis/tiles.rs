@@ -65,11 +65,18 @@ impl RedisStore {
             for (view, batch) in writes {
                 let plan = Plan::of(view);
                 for e in &batch.folded.entities {
+                    // The marker first; the tiles the merge reads once it is
+                    // known (those `touched` names), all in one round trip:
+                    // every tile of the batch that is in the window.
                     let mut fields = vec![marker_field(view.name, batch.part)];
                     if batch.part == Part::Stream {
                         fields.extend(
-                            stored::touched(&plan, e)
-                                .into_iter()
+                            e.tiles
+                                .iter()
+                                .map(|t| TileAddr {
+                                    hop_seconds: plan.groups[t.group].hop_seconds,
+                                    index: t.index,
+                                })
                                 .map(|a| tile_field(view.name, batch.part, a)),
                         );
                     }

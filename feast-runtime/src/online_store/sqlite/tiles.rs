@@ -59,8 +59,8 @@ pub(super) fn write_in(
                 error,
             })?;
         old.clear();
-        if batch.part == Part::Stream && marker.is_some() {
-            for addr in stored::touched(&plan, entity) {
+        if batch.part == Part::Stream {
+            for addr in stored::touched(&plan, entity, marker) {
                 if let Some(b) = get
                     .query_row(params![key, part, addr.hop_seconds, addr.index], |r| {
                         r.get::<_, Vec<u8>>(0)
