@@ -6,6 +6,8 @@
 //! online value at time `t` equals the historical value at `t` equals a
 //! brute-force reference written here from the README's rule alone.
 
+#![allow(clippy::unwrap_used)] // test code: a failure should stop loudly
+
 mod reference;
 
 use std::sync::Arc;
@@ -122,7 +124,7 @@ impl Setup {
         );
         Setup {
             repo,
-            redis: redis,
+            redis,
             store,
             pipeline,
             next_sequence: 1,

@@ -202,12 +202,11 @@ impl<'a> View<'a> {
                 format!("`#[{m}]` needs `source`, as in `{example}"),
             );
         }
-        match args.schema.get() {
-            None => cx.error_at(
+        if args.schema.get().is_none() {
+            cx.error_at(
                 Span::call_site(),
                 format!("`#[{m}]` needs `schema = [...]`: the features the view outputs, as in `schema = [conv_rate: Float32]`"),
-            ),
-            Some(_) => {}
+            );
         }
         let aggregations = match (args.aggregations.get(), args.schema.get()) {
             (Some(list), Some(schema)) => aggregation::check(cx, list, schema),

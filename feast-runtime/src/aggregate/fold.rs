@@ -175,10 +175,8 @@ pub fn evaluate_tiles<'a>(
             let agg = &view.aggregations[a];
             // A tile counts when its first microsecond is in the window:
             // tiles are aligned to the hop, and so is the window's tail.
-            if counts(agg, start, t_us) {
-                if let Some(s) = tile.states.get(p) {
-                    acc[a].merge(agg.function, s);
-                }
+            if let Some(s) = tile.states.get(p).filter(|_| counts(agg, start, t_us)) {
+                acc[a].merge(agg.function, s);
             }
         }
     }
@@ -255,9 +253,10 @@ pub fn evaluate_events(
         .map(|(a, agg)| {
             let begin = ts[..end].partition_point(|&x| x < window_start(agg, t_us));
             let mut state = AggState::empty(agg);
-            for i in begin..end {
-                if let Some(v) = &events.values[a][range.start + i] {
-                    state.add(agg.function, ts[i], v.clone());
+            let values = &events.values[a][range.start + begin..range.start + end];
+            for (&t, v) in ts[begin..end].iter().zip(values) {
+                if let Some(v) = v {
+                    state.add(agg.function, t, v.clone());
                 }
             }
             state.finish(agg)

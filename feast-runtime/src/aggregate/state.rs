@@ -256,16 +256,15 @@ fn insert_newest(function: AggFunction, items: &mut Vec<Stamped>, item: Stamped)
         AggFunction::LastDistinct(n) => (usize::from(n), true),
         _ => return,
     };
-    if distinct {
-        if let Some(at) = items
-            .iter()
-            .position(|(_, v)| v.total_cmp(&item.1) == Ordering::Equal)
-        {
-            if items[at].0 >= item.0 {
-                return;
-            }
-            items.remove(at);
+    if let Some(at) = items
+        .iter()
+        .position(|(_, v)| v.total_cmp(&item.1) == Ordering::Equal)
+        .filter(|_| distinct)
+    {
+        if items[at].0 >= item.0 {
+            return;
         }
+        items.remove(at);
     }
     let at = items
         .binary_search_by(|probe| newest_first(probe, &item))

@@ -132,11 +132,9 @@ pub fn update<'s>(
         };
         let defs = plan.defs(view, tile.group);
         let mut states = tile.states.clone();
-        if part == Part::Stream {
-            if let Some(bytes) = stored(addr) {
-                let old = codec::decode(group.fingerprint, &defs, bytes)?;
-                merge_states(&defs, &mut states, &old);
-            }
+        if let Some(bytes) = stored(addr).filter(|_| part == Part::Stream) {
+            let old = codec::decode(group.fingerprint, &defs, bytes)?;
+            merge_states(&defs, &mut states, &old);
         }
         buf.clear();
         codec::encode(group.fingerprint, &states, &mut buf);

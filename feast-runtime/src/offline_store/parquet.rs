@@ -76,11 +76,7 @@ impl OfflineStore for ParquetStore {
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<DataFrame, Error> {
         let mut paths = self.files(source)?;
-        paths.retain(|p| {
-            p.file_stem()
-                .and_then(|s| s.to_str())
-                .is_none_or(|s| keep(s))
-        });
+        paths.retain(|p| p.file_stem().and_then(|s| s.to_str()).is_none_or(keep));
         let raw = source.raw_schema();
         let mut out: Option<DataFrame> = None;
         for path in &paths {

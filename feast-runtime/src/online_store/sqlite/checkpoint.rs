@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::online_store::{Checkpoint, parse_watermarks, watermarks_text};
+use crate::online_store::{Checkpoint, CheckpointUpdate, parse_watermarks, watermarks_text};
 
 const TABLE: &str = "feast_rs_kinesis_checkpoints";
 
@@ -58,16 +58,7 @@ pub(super) fn load(
 /// Records progress over `records` more records; a sequence number never
 /// moves backwards (sequence numbers of one shard compare by length, then
 /// digits).
-pub(super) fn save(
-    conn: &Connection,
-    consumer: &str,
-    stream: &str,
-    shard: &str,
-    sequence_number: Option<&str>,
-    finished: bool,
-    records: u64,
-    watermarks: &[(&str, i64)],
-) -> rusqlite::Result<()> {
+pub(super) fn save(conn: &Connection, c: &CheckpointUpdate<'_>) -> rusqlite::Result<()> {
     let now = chrono::Utc::now().to_rfc3339();
     conn.execute(
         &format!(
@@ -88,14 +79,14 @@ pub(super) fn save(
                 watermarks = coalesce(excluded.watermarks, {TABLE}.watermarks)"
         ),
         params![
-            consumer,
-            stream,
-            shard,
-            sequence_number,
-            i64::from(finished),
-            i64::try_from(records).unwrap_or(i64::MAX),
+            c.consumer,
+            c.stream,
+            c.shard,
+            c.sequence_number,
+            i64::from(c.finished),
+            i64::try_from(c.records).unwrap_or(i64::MAX),
             now,
-            watermarks_text(watermarks)
+            watermarks_text(c.watermarks)
         ],
     )?;
     Ok(())
@@ -105,6 +96,23 @@ pub(super) fn save(
 mod tests {
     use super::*;
 
+    fn update<'a>(
+        sequence_number: Option<&'a str>,
+        finished: bool,
+        records: u64,
+        watermarks: &'a [(&'a str, i64)],
+    ) -> CheckpointUpdate<'a> {
+        CheckpointUpdate {
+            consumer: "c",
+            stream: "s",
+            shard: "shard-0",
+            sequence_number,
+            finished,
+            records,
+            watermarks,
+        }
+    }
+
     #[test]
     fn checkpoints_never_move_backwards() {
         let conn = Connection::open_in_memory().unwrap();
@@ -112,29 +120,27 @@ mod tests {
         assert_eq!(load(&conn, "c", "s", "shard-0").unwrap(), None);
         save(
             &conn,
-            "c",
-            "s",
-            "shard-0",
-            Some("49590338271490256608559692538361571095921575989136588898"),
-            false,
-            10,
-            &[],
+            &update(
+                Some("49590338271490256608559692538361571095921575989136588898"),
+                false,
+                10,
+                &[],
+            ),
         )
         .unwrap();
         // Shorter is older, whatever its digits.
-        save(&conn, "c", "s", "shard-0", Some("99"), false, 1, &[]).unwrap();
+        save(&conn, &update(Some("99"), false, 1, &[])).unwrap();
         save(
             &conn,
-            "c",
-            "s",
-            "shard-0",
-            Some("49590338271490256608559692538361571095921575989136588897"),
-            false,
-            2,
-            &[],
+            &update(
+                Some("49590338271490256608559692538361571095921575989136588897"),
+                false,
+                2,
+                &[],
+            ),
         )
         .unwrap();
-        save(&conn, "c", "s", "shard-0", None, true, 0, &[("v", 42)]).unwrap();
+        save(&conn, &update(None, true, 0, &[("v", 42)])).unwrap();
         assert_eq!(
             load(&conn, "c", "s", "shard-0").unwrap(),
             Some(Checkpoint {
@@ -148,13 +154,12 @@ mod tests {
         );
         save(
             &conn,
-            "c",
-            "s",
-            "shard-0",
-            Some("49590338271490256608559692538361571095921575989136588899"),
-            false,
-            5,
-            &[],
+            &update(
+                Some("49590338271490256608559692538361571095921575989136588899"),
+                false,
+                5,
+                &[],
+            ),
         )
         .unwrap();
         let c = load(&conn, "c", "s", "shard-0").unwrap().unwrap();

@@ -225,13 +225,11 @@ impl OnlineStore for SqliteStore {
             // writing it again would count its events twice in the tiles.
             if let Some(c) = cp {
                 let stored = checkpoint::load(tx, c.consumer, c.stream, c.shard)?;
-                if let (Some(seq), Some(done)) = (
-                    c.sequence_number,
-                    stored.as_ref().and_then(|s| s.sequence_number.as_deref()),
-                ) {
-                    if !super::sequence_after(seq, done) {
-                        return Ok(vec![WriteStats::default(); writes.len()]);
-                    }
+                let done = stored.as_ref().and_then(|s| s.sequence_number.as_deref());
+                if let (Some(seq), Some(done)) = (c.sequence_number, done)
+                    && !super::sequence_after(seq, done)
+                {
+                    return Ok(vec![WriteStats::default(); writes.len()]);
                 }
             }
             let mut stats = Vec::with_capacity(writes.len());
@@ -239,16 +237,7 @@ impl OnlineStore for SqliteStore {
                 stats.push(self.write_view_in(tx, view, batch)?);
             }
             if let Some(c) = cp {
-                checkpoint::save(
-                    tx,
-                    c.consumer,
-                    c.stream,
-                    c.shard,
-                    c.sequence_number,
-                    c.finished,
-                    c.records,
-                    c.watermarks,
-                )?;
+                checkpoint::save(tx, c)?;
             }
             Ok(stats)
         })
