@@ -301,6 +301,8 @@ feast_tests::on_both_stores!(
     online_equals_historical_equals_the_reference_for_every_function,
     a_replayed_batch_counts_once,
     tiles_out_of_every_window_are_deleted,
+    materialize_while_ingesting_counts_each_event_once,
+    typed_rows_carry_the_result_types,
 );
 
 fn online_equals_historical_equals_the_reference_for_every_function(backend: Backend) {
@@ -457,4 +459,79 @@ fn tiles_out_of_every_window_are_deleted(backend: Backend) {
     let online = setup.online(&[1], last);
     assert_eq!(online[0][2].0, Value::Int64(3), "rides in the last hour");
     assert_eq!(online[0][1].0, Value::Int64(72), "qty over the last day");
+}
+
+fn materialize_while_ingesting_counts_each_event_once(backend: Backend) {
+    let mut rng = Rng::new(5);
+    let mut setup = Setup::new(backend, "race");
+    let (stream, history) = reference::events(&mut rng, 300, 200);
+    setup.write_history(&history);
+    let end = stream.iter().map(|e| e.ts_us).max().unwrap();
+    let until = DateTime::<Utc>::from_timestamp_micros(end).unwrap();
+    let since = DateTime::<Utc>::from_timestamp_micros(T0 - 10 * 24 * HOUR).unwrap();
+    // A materialization loops on another thread for as long as the stream
+    // is ingested here, each run replacing the backfill part while batches
+    // merge into the stream part.
+    let store = setup.store.clone();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let materializer = std::thread::spawn(move || {
+        let mut runs = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) || runs == 0 {
+            store.materialize(since, until, Some(&["rides"])).unwrap();
+            runs += 1;
+        }
+        runs
+    });
+    setup.ingest(&stream, &mut rng);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let runs = materializer.join().unwrap();
+    assert!(runs >= 1);
+
+    let all: Vec<Event> = stream.iter().chain(&history).cloned().collect();
+    let riders: Vec<i64> = (1..=reference::RIDERS).collect();
+    for t in [end, end + 30 * 60_000_000, end + 20 * HOUR] {
+        let online = setup.online(&riders, t);
+        for (rider, got) in riders.iter().zip(online) {
+            let want = reference::values(&all, *rider, t).unwrap();
+            let got: Vec<Value> = got.into_iter().map(|(v, _)| v).collect();
+            assert_eq!(
+                got, want,
+                "rider {rider} at {t} after {runs} materializations"
+            );
+        }
+    }
+}
+
+fn typed_rows_carry_the_result_types(backend: Backend) {
+    let mut rng = Rng::new(11);
+    let mut setup = Setup::new(backend, "typed");
+    let (stream, _) = reference::events(&mut rng, 50, 0);
+    setup.ingest(&stream, &mut rng);
+    let newest = stream
+        .iter()
+        .filter(|e| e.rider == 1)
+        .map(|e| e.ts_us)
+        .max()
+        .unwrap();
+    // Read now: long after the events, so every window is empty, but the
+    // rider is known (no ttl on the view).
+    let rows = setup
+        .store
+        .get_online::<RidesView>(&[Rider { rider_id: 1 }, Rider { rider_id: 99 }])
+        .unwrap();
+    let row: &RidesRow = rows[0].as_ref().unwrap();
+    assert_eq!(row.rider.rider_id, 1);
+    assert_eq!(row.event_timestamp.timestamp_micros(), newest);
+    let count: Option<i64> = row.rides_1h;
+    let sum: Option<f64> = row.amount_sum_1h;
+    let int_sum: Option<i64> = row.qty_sum_1d;
+    let mean: Option<f64> = row.amount_mean_1d;
+    let min: Option<i64> = row.qty_min_1h;
+    let items: Option<Vec<String>> = row.items_1h.clone();
+    assert_eq!(
+        (count, sum, int_sum, mean, min, items),
+        (Some(0), Some(0.0), Some(0), None, None, Some(Vec::new()))
+    );
+    assert!(rows[1].is_none(), "an entity without events has no row");
 }
