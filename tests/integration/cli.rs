@@ -390,6 +390,24 @@ fn plan_then_apply_then_plan_again() {
         r.stdout,
         "Plan: 0 to add, 0 to change, 0 to remove, 8 unchanged.\n"
     );
+
+    // A registry whose windowed view had other windows: its stored tiles
+    // would not decode, so apply drops them and says so.
+    let mut edited: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&registry).unwrap()).unwrap();
+    edited["feature_views"]["driver_trip_windows"]["aggregations"][0]["time_window_seconds"] =
+        7200.into();
+    std::fs::write(&registry, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let r = run(EXAMPLE, repo.path(), &["apply"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("~ feature view driver_trip_windows\n")
+            && r.stdout.contains(
+                "dropped the stored windows of driver_trip_windows: its aggregations changed"
+            ),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

@@ -452,9 +452,32 @@ fn plan(cli: &Cli, out: &mut impl Write, apply: bool) -> anyhow::Result<ExitCode
         writeln!(out, "Plan: {summary}.")?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Views whose windows changed: their stored tiles hold other
+    // aggregations, which no read or merge can use.
+    let rewindowed: Vec<String> = changes
+        .iter()
+        .filter(|c| c.kind == "feature view")
+        .filter(|c| match &c.action {
+            Action::Changed(keys) => keys
+                .iter()
+                .any(|k| k.starts_with("aggregations:") || k.starts_with("output:")),
+            _ => false,
+        })
+        .map(|c| c.name.clone())
+        .collect();
     // The online store first: if it cannot be reached, nothing changes.
     let views = reg.feature_views().len();
     let store = crate::feature_store::FeatureStore::with_registry(repo, reg)?;
+    for name in &rewindowed {
+        let Some(view) = store.registry().feature_view(name) else {
+            continue;
+        };
+        store.online_store().teardown(&[view])?;
+        writeln!(
+            out,
+            "dropped the stored windows of {name}: its aggregations changed; `materialize` rebuilds them from the batch source, `ingest` from the next records"
+        )?;
+    }
     store.update_infra()?;
     new.last_updated = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     new.write(&path)
