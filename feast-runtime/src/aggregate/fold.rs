@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use polars::prelude::*;
 
@@ -193,8 +194,9 @@ pub struct Events {
     by_key: HashMap<Vec<u8>, Range<usize>, foldhash::fast::RandomState>,
     /// Event times, grouped by entity, ascending within each.
     ts: Vec<i64>,
-    /// Per aggregation, the values in the same order.
-    values: Vec<Vec<Option<Scalar>>>,
+    /// Per aggregation, the values in the same order (aggregations of one
+    /// column share one vector).
+    values: Vec<Arc<Vec<Option<Scalar>>>>,
 }
 
 impl Events {
@@ -209,24 +211,39 @@ impl Events {
         let ts =
             frame::required_timestamps_us(df, view.event_timestamp_field(), "an event timestamp")?;
         let columns = aggregated_columns(view, df)?;
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]).then(ts[a].cmp(&ts[b])));
-        let mut by_key: HashMap<Vec<u8>, Range<usize>, foldhash::fast::RandomState> =
+        // Rows by entity (hashing, not sorting, the keys), then by time.
+        let mut rows_of: HashMap<&[u8], Vec<usize>, foldhash::fast::RandomState> =
             HashMap::default();
-        let mut start = 0;
-        for i in 1..=order.len() {
-            if i == order.len() || keys[order[i]] != keys[order[start]] {
-                by_key.insert(keys[order[start]].clone(), start..i);
-                start = i;
-            }
+        for (row, key) in keys.iter().enumerate() {
+            rows_of.entry(key.as_slice()).or_default().push(row);
         }
+        let mut order: Vec<usize> = Vec::with_capacity(keys.len());
+        let mut by_key: HashMap<Vec<u8>, Range<usize>, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(rows_of.len(), Default::default());
+        for (key, mut rows) in rows_of {
+            rows.sort_by_key(|&r| ts[r]);
+            let start = order.len();
+            order.extend(rows);
+            by_key.insert(key.to_vec(), start..order.len());
+        }
+        // Each distinct column reordered once.
+        let mut reordered: Vec<(*const Vec<Option<Scalar>>, Arc<Vec<Option<Scalar>>>)> = Vec::new();
+        let values = columns
+            .iter()
+            .map(|c| {
+                let ptr = Rc::as_ptr(c);
+                if let Some((_, done)) = reordered.iter().find(|(p, _)| *p == ptr) {
+                    return done.clone();
+                }
+                let col = Arc::new(order.iter().map(|&r| c[r].clone()).collect::<Vec<_>>());
+                reordered.push((ptr, col.clone()));
+                col
+            })
+            .collect();
         Ok(Events {
             by_key,
             ts: order.iter().map(|&r| ts[r]).collect(),
-            values: columns
-                .iter()
-                .map(|c| order.iter().map(|&r| c[r].clone()).collect())
-                .collect(),
+            values,
         })
     }
 }
