@@ -227,7 +227,8 @@ impl Events {
             by_key.insert(key.to_vec(), start..order.len());
         }
         // Each distinct column reordered once.
-        let mut reordered: Vec<(*const Vec<Option<Scalar>>, Arc<Vec<Option<Scalar>>>)> = Vec::new();
+        type Column = Vec<Option<Scalar>>;
+        let mut reordered: Vec<(*const Column, Arc<Column>)> = Vec::new();
         let values = columns
             .iter()
             .map(|c| {
