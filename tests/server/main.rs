@@ -197,7 +197,84 @@ fn writes_pushes_and_materializations_through_the_endpoints(backend: Backend) {
 feast_tests::on_both_stores!(
     online_features_in_feasts_json,
     writes_pushes_and_materializations_through_the_endpoints,
+    windowed_features_in_feasts_json,
 );
+
+/// The windowed view through the server: three hourly records of each of
+/// two drivers in the Parquet history, materialized through the endpoint,
+/// then read with Feast's request and response.
+fn windowed_features_in_feasts_json(backend: Backend) {
+    let s = serve(backend, &[]);
+    let now = Utc::now().timestamp();
+    let start = DateTime::<Utc>::from_timestamp(now - 150 * 60, 0).unwrap();
+    let history = feast_example_driver_stats::data::driver_stats(2, 3, start);
+    feast_runtime::offline_store::parquet::write_file(
+        &s.repo.path().join("data/driver_stats.parquet"),
+        &history,
+    )
+    .unwrap();
+    let r = post(
+        &s.server.addr,
+        "/materialize-incremental",
+        &format!(
+            r#"{{"end_ts": "{}", "feature_views": ["driver_trip_windows"]}}"#,
+            iso(now)
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let body = r#"{"features": ["driver_trip_windows:trips_1h", "driver_trip_windows:trips_7d", "driver_trip_windows:conv_rate_mean_7d", "driver_trip_windows:recent_conv_bands"], "entities": {"driver_id": [1001, 1002, 99]}}"#;
+    let r = post(&s.server.addr, "/get-online-features", body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    // The mean of each driver's three Float32 rates, as a double.
+    let conv = history.column("conv_rate").unwrap().f32().unwrap();
+    let mean = |d: usize| {
+        (0..3)
+            .map(|h| f64::from(conv.get(2 * h + d).unwrap()))
+            .sum::<f64>()
+            / 3.0
+    };
+    let newest = iso(now - 150 * 60 + 2 * 3600);
+    let present = serde_json::json!(["PRESENT", "PRESENT", "NOT_FOUND"]);
+    let times = serde_json::json!([newest, newest, EPOCH]);
+    assert_eq!(
+        v["results"][1]["values"],
+        serde_json::json!([1, 1, null]),
+        "{backend:?}"
+    );
+    assert_eq!(
+        v["results"][2]["values"],
+        serde_json::json!([3, 3, null]),
+        "{backend:?}"
+    );
+    assert_eq!(
+        v["results"][3]["values"],
+        serde_json::json!([mean(0), mean(1), null])
+    );
+    for f in 1..=4 {
+        assert_eq!(v["results"][f]["statuses"], present, "{backend:?}");
+        assert_eq!(v["results"][f]["event_timestamps"], times, "{backend:?}");
+    }
+    let bands = v["results"][4]["values"][0].as_array().unwrap();
+    assert!(
+        (1..=3).contains(&bands.len())
+            && bands
+                .iter()
+                .all(|b| ["low", "mid", "high"].contains(&b.as_str().unwrap())),
+        "{bands:?}"
+    );
+
+    // Rows written straight to a windowed view are refused, with the reason.
+    let write = r#"{"feature_view_name": "driver_trip_windows", "df": {"driver_id": [1001], "event_timestamp": ["2025-01-01T00:00:00Z"], "conv_rate": [0.5], "conv_band": ["low"]}}"#;
+    let r = post(&s.server.addr, "/write-to-online-store", write);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("aggregates its events into windows"),
+        "{}",
+        r.body
+    );
+}
 
 #[test]
 fn bad_requests_get_4xx_json_errors_that_name_the_problem() {

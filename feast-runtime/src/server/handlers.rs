@@ -74,6 +74,7 @@ impl From<feature_store::Error> for ApiError {
             | E::Read(ReadError::Lengths { .. } | ReadError::MissingJoinKey { .. })
             | E::Transform(_)
             | E::Output { .. }
+            | E::AggregatedWrite { .. }
             | E::Offline(
                 offline_store::Error::Columns { .. } | offline_store::Error::Frame { .. },
             ) => ApiError::bad_request(e.to_string()),
