@@ -58,7 +58,7 @@ pub fn driver_hourly_stats(df: DataFrame) -> PolarsResult<DataFrame> {
     entities = [Driver],
     ttl = "7d",
     source = DriverStatsStream,
-    schema = [conv_rate: Float32, conv_band: String],
+    schema = [conv_band: String], // conv_rate is the source's, passed through
     aggregations = [
         Aggregation(column = "conv_rate", function = "count", time_window = "1h", slide_interval = "10m", name = "trips_1h"),
         Aggregation(column = "conv_rate", function = "count", time_window = "7d", slide_interval = "1d", name = "trips_7d"),

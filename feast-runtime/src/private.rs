@@ -168,3 +168,96 @@ pub static INVALID_VIEW: FeatureViewDef = FeatureViewDef {
     transform: invalid_transform,
     location: NOWHERE,
 };
+
+/// The type of column `name` in the rows a view over `source` receives (its
+/// batch source's columns, after that source's `field_mapping`), if it has
+/// one. Evaluated at compile time for aggregations over source columns.
+pub const fn input_column(source: &DataSourceDef, name: &str) -> Option<FeastType> {
+    let batch = match source.kind {
+        SourceKind::Kinesis { batch_source, .. } | SourceKind::Push { batch_source } => {
+            batch_source
+        }
+        SourceKind::File { .. } => source,
+    };
+    let SourceKind::File { schema, .. } = batch.kind else {
+        return None;
+    };
+    let mut i = 0;
+    while i < schema.len() {
+        let mut column = schema[i].name;
+        let mut j = 0;
+        while j < batch.field_mapping.len() {
+            if str_eq(batch.field_mapping[j].0, column) {
+                column = batch.field_mapping[j].1;
+            }
+            j += 1;
+        }
+        if str_eq(column, name) {
+            return Some(schema[i].dtype);
+        }
+        i += 1;
+    }
+    None
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A number for each scalar type and each array of one, so that a type
+/// computed at compile time can name its Rust type through [`RustOf`].
+pub const fn type_code(t: FeastType) -> u8 {
+    match t {
+        FeastType::Int32 => 1,
+        FeastType::Int64 => 2,
+        FeastType::Float32 => 3,
+        FeastType::Float64 => 4,
+        FeastType::String => 5,
+        FeastType::Bytes => 6,
+        FeastType::Bool => 7,
+        FeastType::UnixTimestamp => 8,
+        FeastType::Array(inner) => 100 + type_code_scalar(*inner),
+    }
+}
+
+const fn type_code_scalar(t: FeastType) -> u8 {
+    match t {
+        FeastType::Array(_) => 0,
+        scalar => type_code(scalar),
+    }
+}
+
+/// The Feast type numbered `C` by [`type_code`].
+#[derive(Debug)]
+pub struct Typed<const C: u8>;
+
+/// The Rust type of a row field of a [`Typed`] Feast type.
+pub trait RustOf {
+    /// The field's type.
+    type T;
+}
+
+macro_rules! rust_of {
+    ($($code:literal => $t:ty),* $(,)?) => {$(
+        impl RustOf for Typed<$code> {
+            type T = $t;
+        }
+    )*};
+}
+
+rust_of! {
+    1 => i32, 2 => i64, 3 => f32, 4 => f64, 5 => String, 6 => Vec<u8>, 7 => bool, 8 => DateTime<Utc>,
+    101 => Vec<i32>, 102 => Vec<i64>, 103 => Vec<f32>, 104 => Vec<f64>, 105 => Vec<String>,
+    106 => Vec<Vec<u8>>, 107 => Vec<bool>, 108 => Vec<DateTime<Utc>>,
+}

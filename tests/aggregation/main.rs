@@ -51,11 +51,12 @@ pub struct RidesHistory;
 )]
 pub struct RidesStream;
 
-/// Every function, over two hops.
+/// Every function, over two hops. `qty` is not declared: its aggregations
+/// read the source's column, typed by the compiler from the source.
 #[stream_feature_view(
     entities = [Rider],
     source = RidesStream,
-    schema = [amount: Float64, qty: Int64, item: String],
+    schema = [amount: Float64, item: String],
     offline = true,
     aggregations = [
         Aggregation(column = "amount", function = "sum", time_window = "1h", slide_interval = "10m", name = "amount_sum_1h"),

@@ -207,31 +207,132 @@ impl Function {
     }
 }
 
+/// Where an aggregated column's type comes from.
+#[derive(Clone)]
+enum Input {
+    /// Declared in the view's `schema`: known now.
+    Declared(FeastType),
+    /// Not declared: looked up in the source's columns when the generated
+    /// constant is evaluated, and checked there.
+    Source(Ident),
+}
+
 /// A checked aggregation.
 pub(crate) struct Aggregation {
     pub(crate) name: String,
     pub(crate) span: Span,
     column: String,
-    input: FeastType,
+    column_span: Span,
+    input: Input,
     function: Function,
+    function_text: String,
     window_seconds: u64,
     slide_seconds: u64,
 }
 
+/// A feature of the served view: a declared field, or an aggregation.
+#[derive(Clone)]
+pub(crate) struct Feature {
+    pub(crate) name: String,
+    pub(crate) span: Span,
+    ty: FeatureType,
+}
+
+#[derive(Clone)]
+enum FeatureType {
+    Known(FeastType),
+    /// An aggregation over a source column: its type is computed by the
+    /// compiler from the column's.
+    FromSource(Function, Ident),
+}
+
+impl From<Field> for Feature {
+    fn from(f: Field) -> Feature {
+        Feature {
+            name: f.name,
+            span: f.span,
+            ty: FeatureType::Known(f.ty),
+        }
+    }
+}
+
+impl Feature {
+    /// The Rust type of the row field; `()` for a type only the checks of a
+    /// failed expansion would compute.
+    pub(crate) fn rust_type(&self, krate: &TokenStream, dummy: bool) -> TokenStream {
+        match &self.ty {
+            FeatureType::Known(t) => t.rust_type(krate),
+            FeatureType::FromSource(..) if dummy => quote!(()),
+            FeatureType::FromSource(function, column) => {
+                let p = quote!(#krate::__private);
+                let f = function.to_runtime(krate);
+                quote!(<#p::Typed<{ #p::type_code(#f.output(#column)) }> as #p::RustOf>::T)
+            }
+        }
+    }
+
+    /// The runtime's `FeastType` of the feature.
+    pub(crate) fn to_runtime(&self, krate: &TokenStream) -> TokenStream {
+        match &self.ty {
+            FeatureType::Known(t) => t.to_runtime(krate),
+            FeatureType::FromSource(function, column) => {
+                let f = function.to_runtime(krate);
+                quote!(#f.output(#column))
+            }
+        }
+    }
+}
+
 impl Aggregation {
     /// The feature it gives, as a schema field of the served view.
-    pub(crate) fn feature(&self) -> Field {
-        Field {
+    pub(crate) fn feature(&self) -> Feature {
+        Feature {
             name: self.name.clone(),
             span: self.span,
-            ty: self.function.output(&self.input),
+            ty: match &self.input {
+                Input::Declared(t) => FeatureType::Known(self.function.output(t)),
+                Input::Source(c) => FeatureType::FromSource(self.function, c.clone()),
+            },
+        }
+    }
+
+    /// For an aggregation over a source column, the constant holding the
+    /// column's type and the check that the function fits it, evaluated by
+    /// the compiler at the column's span: `source` is the view's source
+    /// definition as a constant expression.
+    pub(crate) fn source_column(&self, krate: &TokenStream, source: &TokenStream) -> TokenStream {
+        let Input::Source(ident) = &self.input else {
+            return TokenStream::new();
+        };
+        let p = quote!(#krate::__private);
+        let column = &self.column;
+        let missing = format!(
+            "column `{column}` is in neither the view's `schema` nor its source's columns; declare it in `schema` if the function computes it"
+        );
+        let misfit = format!(
+            "`{}` needs {}, and column `{column}` of the source is not one",
+            self.function_text,
+            self.function.needs()
+        );
+        let f = self.function.to_runtime(krate);
+        quote::quote_spanned! {self.column_span=>
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            const #ident: #p::FeastType = match #p::input_column(#source, #column) {
+                ::core::option::Option::Some(t) => t,
+                ::core::option::Option::None => ::core::panic!(#missing),
+            };
+            const _: () = ::core::assert!(#f.accepts(#ident), #misfit);
         }
     }
 
     /// The runtime's `AggregationDef`.
     pub(crate) fn to_runtime(&self, krate: &TokenStream) -> TokenStream {
         let (name, column) = (&self.name, &self.column);
-        let input = self.input.to_runtime(krate);
+        let input = match &self.input {
+            Input::Declared(t) => t.to_runtime(krate),
+            Input::Source(c) => quote!(#c),
+        };
         let function = self.function.to_runtime(krate);
         let (w, s) = (self.window_seconds, self.slide_seconds);
         quote!(#krate::__private::AggregationDef {
@@ -246,8 +347,14 @@ impl Aggregation {
 }
 
 /// Checks each aggregation against `schema` (the columns the view function
-/// outputs); the ones that pass.
-pub(crate) fn check(cx: &Ctxt, list: &AggregationList, schema: &[Field]) -> Vec<Aggregation> {
+/// outputs); the ones that pass. A column not in `schema` is the source's,
+/// checked when the compiler evaluates the constant named after `view`.
+pub(crate) fn check(
+    cx: &Ctxt,
+    list: &AggregationList,
+    schema: &[Field],
+    view: &str,
+) -> Vec<Aggregation> {
     if list.items.is_empty() {
         cx.error_at(
             list.span,
@@ -255,8 +362,8 @@ pub(crate) fn check(cx: &Ctxt, list: &AggregationList, schema: &[Field]) -> Vec<
         );
     }
     let mut out: Vec<Aggregation> = Vec::new();
-    for item in &list.items {
-        let Some(agg) = check_one(cx, item, schema) else {
+    for (i, item) in list.items.iter().enumerate() {
+        let Some(agg) = check_one(cx, item, schema, &format!("__feast_{view}_column_{i}")) else {
             continue;
         };
         if out.iter().any(|o| o.name == agg.name) {
@@ -274,7 +381,12 @@ pub(crate) fn check(cx: &Ctxt, list: &AggregationList, schema: &[Field]) -> Vec<
     out
 }
 
-fn check_one(cx: &Ctxt, item: &AggregationSyntax, schema: &[Field]) -> Option<Aggregation> {
+fn check_one(
+    cx: &Ctxt,
+    item: &AggregationSyntax,
+    schema: &[Field],
+    source_const: &str,
+) -> Option<Aggregation> {
     let get = |key: &str| -> Option<&LitStr> {
         let mut found: Option<&LitStr> = None;
         for kv in item.args.iter().filter(|kv| kv.key == key) {
@@ -322,29 +434,24 @@ fn check_one(cx: &Ctxt, item: &AggregationSyntax, schema: &[Field]) -> Option<Ag
         }
     };
     let column_name = column.value();
-    let Some(field) = schema.iter().find(|f| f.name == column_name) else {
-        let known: Vec<&str> = schema.iter().map(|f| f.name.as_str()).collect();
-        cx.error_spanned_by(
-            column,
-            format!(
-                "column `{column_name}` is not in the view's `schema`; with `aggregations`, `schema` declares the columns the function outputs (the view's features are the aggregations), and it has: {}",
-                known.join(", ")
-            ),
-        );
-        return None;
+    let input = match schema.iter().find(|f| f.name == column_name) {
+        Some(field) => {
+            if !function_v.accepts(&field.ty) {
+                cx.error_spanned_by(
+                    function,
+                    format!(
+                        "`{}` needs {}, but `{column_name}` is {}",
+                        function.value(),
+                        function_v.needs(),
+                        type_name(&field.ty)
+                    ),
+                );
+                return None;
+            }
+            Input::Declared(field.ty.clone())
+        }
+        None => Input::Source(Ident::new(source_const, column.span())),
     };
-    if !function_v.accepts(&field.ty) {
-        cx.error_spanned_by(
-            function,
-            format!(
-                "`{}` needs {}, but `{column_name}` is {}",
-                function.value(),
-                function_v.needs(),
-                type_name(&field.ty)
-            ),
-        );
-        return None;
-    }
     let window_seconds = duration(cx, window)?;
     let slide_seconds = match slide {
         Some(s) => duration(cx, s)?,
@@ -381,8 +488,10 @@ fn check_one(cx: &Ctxt, item: &AggregationSyntax, schema: &[Field]) -> Option<Ag
         name: name_v,
         span: name.map_or(item.span, LitStr::span),
         column: column_name,
-        input: field.ty.clone(),
+        column_span: column.span(),
+        input,
         function: function_v,
+        function_text: function.value(),
         window_seconds,
         slide_seconds,
     })

@@ -5,7 +5,7 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 
 use super::Kind;
-use super::aggregation::{self, Aggregation, AggregationList};
+use super::aggregation::{self, Aggregation, AggregationList, Feature};
 use crate::common::attr::{self, Attr, Meta, PathList};
 use crate::common::ctxt::Ctxt;
 use crate::common::dtype::{Field, SchemaSyntax};
@@ -146,7 +146,7 @@ pub(crate) struct View<'a> {
     pub(crate) aggregations: Vec<Aggregation>,
     /// The features the view serves: the aggregations' for an aggregated
     /// view, else its schema's.
-    pub(crate) features: Vec<Field>,
+    pub(crate) features: Vec<Feature>,
     /// The argument and return types of the function, when it has that shape.
     pub(crate) signature: Option<(&'a syn::Type, &'a syn::Type)>,
 }
@@ -209,13 +209,24 @@ impl<'a> View<'a> {
             );
         }
         let aggregations = match (args.aggregations.get(), args.schema.get()) {
-            (Some(list), Some(schema)) => aggregation::check(cx, list, schema),
+            (Some(list), Some(schema)) => aggregation::check(
+                cx,
+                list,
+                schema,
+                func.sig.ident.to_string().trim_start_matches("r#"),
+            ),
             _ => Vec::new(),
         };
-        let features: Vec<Field> = if args.aggregations.get().is_some() {
+        let features: Vec<Feature> = if args.aggregations.get().is_some() {
             aggregations.iter().map(Aggregation::feature).collect()
         } else {
-            args.schema.get().cloned().unwrap_or_default()
+            args.schema
+                .get()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(Feature::from)
+                .collect()
         };
         for f in &features {
             if f.name == "event_timestamp" || entities.iter().any(|e| e.field == f.name) {

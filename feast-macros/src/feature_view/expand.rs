@@ -29,7 +29,7 @@ fn names(view: &View<'_>) -> Names {
 
 /// The row struct, the view type and the alias named like the function, which
 /// lets other definitions name the view by its function's path.
-fn public_types(view: &View<'_>, krate: &TokenStream, names: &Names) -> TokenStream {
+fn public_types(view: &View<'_>, krate: &TokenStream, names: &Names, dummy: bool) -> TokenStream {
     let func = view.func;
     let vis = &func.vis;
     let fn_ident = &func.sig.ident;
@@ -49,7 +49,7 @@ fn public_types(view: &View<'_>, krate: &TokenStream, names: &Names) -> TokenStr
     });
     let feature_fields = unique.map(|f| {
         let ident = syn::Ident::new(&f.name, f.span);
-        let ty = f.ty.rust_type(krate);
+        let ty = f.rust_type(krate, dummy);
         quote!(pub #ident: ::core::option::Option<#ty>)
     });
     let row_doc =
@@ -81,7 +81,7 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
     let func = view.func;
     let fn_ident = &func.sig.ident;
     let names = names(view);
-    let types = public_types(view, &krate, &names);
+    let types = public_types(view, &krate, &names, false);
     let view_ty = &names.view;
     let row = &names.row;
     let name = &view.name;
@@ -108,17 +108,20 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
         let path = &e.path;
         quote_spanned!(path.span()=> <#path as #p::Entity>::DEF)
     });
-    let field_defs = |fields: &[crate::common::dtype::Field]| -> Vec<TokenStream> {
-        fields
-            .iter()
-            .map(|f| {
-                let (fname, ty) = (&f.name, f.ty.to_runtime(&krate));
-                quote!(#p::FieldDef { name: #fname, dtype: #ty })
-            })
-            .collect()
-    };
-    let schema = field_defs(&view.features);
-    let output_schema = field_defs(view.schema());
+    let schema = view.features.iter().map(|f| {
+        let (fname, ty) = (&f.name, f.to_runtime(&krate));
+        quote!(#p::FieldDef { name: #fname, dtype: #ty })
+    });
+    let output_schema = view.schema().iter().map(|f| {
+        let (fname, ty) = (&f.name, f.ty.to_runtime(&krate));
+        quote!(#p::FieldDef { name: #fname, dtype: #ty })
+    });
+    // Aggregations over source columns: their types and checks, evaluated
+    // by the compiler from the source's definition.
+    let source_columns = view
+        .aggregations
+        .iter()
+        .map(|a| a.source_column(&krate, &source));
     let aggregations = view.aggregations.iter().map(|a| a.to_runtime(&krate));
     let ttl = view.args.ttl.get().copied().unwrap_or(0);
     let timestamp_field = match view.args.timestamp_field.get() {
@@ -168,12 +171,13 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
     });
     let row_values = view.features.iter().map(|f| {
         let ident = syn::Ident::new(&f.name, f.span);
-        let ty = f.ty.rust_type(&krate);
+        let ty = f.rust_type(&krate, false);
         quote!(#ident: <#ty as #p::FromValue>::from_value(values.next().flatten())?)
     });
 
     quote! {
         #func
+        #(#source_columns)*
         #types
 
         const _: () = {
@@ -241,7 +245,7 @@ pub(crate) fn view(view: &View<'_>) -> TokenStream {
 pub(crate) fn dummy(view: &View<'_>, errors: syn::Error) -> TokenStream {
     let krate = view.args.meta.krate();
     let names = names(view);
-    let types = public_types(view, &krate, &names);
+    let types = public_types(view, &krate, &names, true);
     let func = view.func;
     let view_ty = &names.view;
     let row = &names.row;

@@ -316,7 +316,8 @@ impl FeatureViewDef {
     }
 
     /// The columns the function must return: join keys, the event timestamp,
-    /// then the declared columns.
+    /// the declared columns, then the source columns its aggregations read
+    /// without declaring them.
     pub fn output_schema(&self) -> Vec<FieldDef> {
         let mut out: Vec<FieldDef> = self
             .entities
@@ -331,6 +332,14 @@ impl FeatureViewDef {
             dtype: FeastType::UnixTimestamp,
         });
         out.extend_from_slice(self.output);
+        for a in self.aggregations {
+            if !out.iter().any(|f| f.name == a.column) {
+                out.push(FieldDef {
+                    name: a.column,
+                    dtype: a.input,
+                });
+            }
+        }
         out
     }
 

@@ -2,13 +2,13 @@ use feast_example_driver_stats::entities::Driver;
 use feast_example_driver_stats::sources::{DriverStatsSource, DriverStatsStream};
 use feast_runtime::prelude::*;
 
-// Each mistake is reported at its own span, all in one compilation.
+// Each mistake is reported at its own span, all in one compilation (a
+// column the source lacks is the compiler's error: aggregation_source_columns).
 #[stream_feature_view(
     entities = [Driver],
     source = DriverStatsStream,
     schema = [conv_rate: Float32, band: String, tags: Array(String)],
     aggregations = [
-        Aggregation(column = "acc_rate", function = "sum", time_window = "1h"),
         Aggregation(column = "band", function = "sum", time_window = "1h"),
         Aggregation(column = "conv_rate", function = "mean", time_window = "1h", slide_interval = "7m"),
         Aggregation(column = "conv_rate", function = "max", time_window = "1h", slide_interval = "0s"),
