@@ -445,16 +445,24 @@ fn tiles_out_of_every_window_are_deleted(backend: Backend) {
     setup.ingest(&events, &mut rng);
     let tiles = reference::stored_tiles(&setup.repo, backend, setup.redis.as_ref(), "retention");
     // 10-minute hop: the window's 6 tiles and the one before its edge at
-    // most; 1-hour hop: 24 and one.
+    // most, 1-hour hop: 24 and one; SQLite deletes by epochs of 3 tiles, so
+    // it may keep up to 2 more of each.
+    let slack = if backend == Backend::Sqlite { 2 } else { 0 };
     let short = tiles.iter().filter(|(hop, _)| *hop == 600).count();
     let long = tiles.iter().filter(|(hop, _)| *hop == 3600).count();
-    assert!((1..=7).contains(&short), "10-minute tiles kept: {short}");
-    assert!((1..=25).contains(&long), "1-hour tiles kept: {long}");
+    assert!(
+        (1..=7 + slack).contains(&short),
+        "10-minute tiles kept: {short}"
+    );
+    assert!(
+        (1..=25 + slack).contains(&long),
+        "1-hour tiles kept: {long}"
+    );
     let last = events.last().unwrap().ts_us;
     assert!(
-        tiles
-            .iter()
-            .all(|(hop, index)| (index + 1) * hop * 1_000_000 > last - 24 * HOUR),
+        tiles.iter().all(|(hop, index)| {
+            (index + 1 + slack as i64) * hop * 1_000_000 > last - 24 * HOUR
+        }),
         "every tile kept is inside the day's window: {tiles:?}"
     );
     let online = setup.online(&[1], last);

@@ -198,8 +198,8 @@ fn bare_sqlite(events: &[(i64, i64, f64)], batch: usize) -> f64 {
     let mut conn = rusqlite::Connection::open(dir.join("bare.db")).unwrap();
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-200000; PRAGMA wal_autocheckpoint=10000;
-         CREATE TABLE t (entity_key BLOB NOT NULL, part INTEGER NOT NULL, hop INTEGER NOT NULL,
-            tile INTEGER NOT NULL, state BLOB NOT NULL, PRIMARY KEY (entity_key, part, hop, tile)) WITHOUT ROWID;
+         CREATE TABLE t (entity_key BLOB NOT NULL, part INTEGER NOT NULL, hop INTEGER NOT NULL, epoch INTEGER NOT NULL,
+            tile INTEGER NOT NULL, state BLOB NOT NULL, PRIMARY KEY (part, hop, epoch, entity_key, tile)) WITHOUT ROWID;
          CREATE TABLE cp (shard TEXT PRIMARY KEY, seq TEXT);",
     )
     .unwrap();
@@ -245,7 +245,7 @@ fn bare_sqlite(events: &[(i64, i64, f64)], batch: usize) -> f64 {
             .unwrap();
         {
             let mut put = tx
-                .prepare_cached("INSERT INTO t VALUES (?1, 1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET state = excluded.state")
+                .prepare_cached("INSERT INTO t (entity_key, part, hop, epoch, tile, state) VALUES (?1, 1, ?2, ?3 / 3, ?3, ?4) ON CONFLICT DO UPDATE SET state = excluded.state")
                 .unwrap();
             for (key, newest, tiles) in touched {
                 for (hop, tile) in tiles {
