@@ -11,7 +11,9 @@
 //!
 //! Each part of an entity has a **marker**: the newest event time it holds.
 //! Tiles of a part before [`Plan::first_live_tile`] of its marker are out of
-//! every window from then on: an update deletes them and never writes them.
+//! every window from then on: an update never writes them, and names the
+//! stored ones to delete ([`EntityUpdate::deletes`], which Redis applies
+//! per entity; SQLite sweeps whole epochs of every entity instead).
 
 use super::codec::{self, TileError};
 use super::fold::{EntityTiles, Tile};
