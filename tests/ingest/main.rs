@@ -76,6 +76,22 @@ fn example_on_stream(shards: i32) -> (Emulator, Kinesis, Repo) {
     (emu, kinesis, repo)
 }
 
+/// The example on a stream of `shards` shards with a Redis online store.
+fn example_on_redis_stream(
+    shards: i32,
+) -> (Emulator, Kinesis, feast_tests::redis::RedisServer, Repo) {
+    let emu = Emulator::start();
+    let kinesis = Kinesis::new(&emu.endpoint());
+    kinesis.create_stream(STREAM, shards);
+    let redis = feast_tests::redis::RedisServer::start();
+    let repo = Repo::with_config(
+        &feast_tests::example_redis_config(PROJECT, &redis.connection_string()),
+        support::EXAMPLE,
+        &emu.endpoint(),
+    );
+    (emu, kinesis, redis, repo)
+}
+
 fn put(kinesis: &Kinesis, records: &[Rec]) -> Vec<(String, String)> {
     let entries: Vec<(String, Vec<u8>)> = records.iter().map(Rec::entry).collect();
     kinesis.put(STREAM, &entries)
@@ -231,16 +247,7 @@ fn kill_9_at_random_points_loses_nothing_and_applies_nothing_twice() {
 /// the log, which holds each record once.
 #[test]
 fn kill_9_on_redis_counts_every_windowed_event_once() {
-    use feast_tests::redis::RedisServer;
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 2);
-    let redis = RedisServer::start();
-    let repo = Repo::with_config(
-        &feast_tests::example_redis_config(PROJECT, &redis.connection_string()),
-        support::EXAMPLE,
-        &emu.endpoint(),
-    );
+    let (_emu, kinesis, _redis, repo) = example_on_redis_stream(2);
     let records = ordered_records(200, 40, 1);
     put(&kinesis, &records);
     let mut rng = Rng::new(7);
@@ -729,16 +736,7 @@ fn a_locked_store_pauses_ingestion_until_it_is_free() {
 
 #[test]
 fn on_redis_ingestion_pauses_while_redis_hangs_then_resumes() {
-    use feast_tests::redis::RedisServer;
-    let emu = Emulator::start();
-    let kinesis = Kinesis::new(&emu.endpoint());
-    kinesis.create_stream(STREAM, 1);
-    let redis = RedisServer::start();
-    let repo = Repo::with_config(
-        &feast_tests::example_redis_config(PROJECT, &redis.connection_string()),
-        support::EXAMPLE,
-        &emu.endpoint(),
-    );
+    let (_emu, kinesis, redis, repo) = example_on_redis_stream(1);
     let mut client = redis.client();
     let committed = |c: &mut redis::Connection| -> u64 {
         redis::cmd("HGET")

@@ -20,8 +20,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use feast_benches::cpu_time;
 use feast_example_driver_stats as _;
 use feast_runtime::chrono::{DateTime, SecondsFormat, Utc};
 use feast_runtime::definition::JoinKeyValue;
@@ -124,20 +125,6 @@ fn open(dir: &Path) -> Arc<FeatureStore> {
     let store = FeatureStore::open(dir).unwrap();
     store.update_infra().unwrap();
     Arc::new(store)
-}
-
-/// User and system CPU time of this process so far.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn records(events: &[(i64, i64, f64)]) -> Vec<RawRecord> {

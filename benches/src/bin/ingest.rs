@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use feast_benches::cpu_time;
 use feast_example_driver_stats as _;
 use feast_runtime::chrono::{DateTime, SecondsFormat, Utc};
 use feast_runtime::feature_store::FeatureStore;
@@ -109,22 +110,6 @@ fn repo_dir() -> PathBuf {
     )
     .unwrap();
     dir
-}
-
-/// User and system CPU time of this process so far.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn open(dir: &Path) -> Arc<FeatureStore> {
