@@ -77,6 +77,21 @@ pub fn rides(df: DataFrame) -> PolarsResult<DataFrame> {
     Ok(df)
 }
 
+/// A view whose values expire: an entity's windows are served while its
+/// newest event is under two hours old.
+#[stream_feature_view(
+    entities = [Rider],
+    source = RidesStream,
+    schema = [],
+    ttl = "2h",
+    aggregations = [
+        Aggregation(column = "amount", function = "count", time_window = "1d", slide_interval = "1h", name = "rides_today"),
+    ],
+)]
+pub fn recent_rides(df: DataFrame) -> PolarsResult<DataFrame> {
+    Ok(df)
+}
+
 const STREAM: &str = "rides";
 const SHARD: &str = "shardId-000000000000";
 const HOUR: i64 = 3_600_000_000;
@@ -115,11 +130,15 @@ impl Setup {
         std::fs::create_dir_all(repo.path().join("data/rides")).unwrap();
         let store = Arc::new(FeatureStore::open(repo.path()).unwrap());
         let source = store.registry().data_source("rides_stream").unwrap();
-        let view = store.registry().feature_view("rides").unwrap();
+        let views = store
+            .registry()
+            .feature_views()
+            .filter(|v| std::ptr::eq(v.source, source))
+            .collect();
         let pipeline = Pipeline::new(
             store.clone(),
             source,
-            vec![view],
+            views,
             Writes::Declared,
             Arc::new(Metrics::default()),
         );
@@ -304,6 +323,7 @@ feast_tests::on_both_stores!(
     tiles_out_of_every_window_are_deleted,
     materialize_while_ingesting_counts_each_event_once,
     typed_rows_carry_the_result_types,
+    the_ttl_applies_to_the_newest_event,
 );
 
 fn online_equals_historical_equals_the_reference_for_every_function(backend: Backend) {
@@ -543,4 +563,71 @@ fn typed_rows_carry_the_result_types(backend: Backend) {
         (Some(0), Some(0.0), Some(0), None, None, Some(Vec::new()))
     );
     assert!(rows[1].is_none(), "an entity without events has no row");
+}
+
+fn the_ttl_applies_to_the_newest_event(backend: Backend) {
+    let mut rng = Rng::new(13);
+    let mut setup = Setup::new(backend, "ttl");
+    let (stream, _) = reference::events(&mut rng, 120, 0);
+    setup.ingest(&stream, &mut rng);
+    let newest = stream
+        .iter()
+        .filter(|e| e.rider == 1)
+        .map(|e| e.ts_us)
+        .max()
+        .unwrap();
+    let count_at = |t: i64| {
+        let start = (t.div_euclid(HOUR) + 1) * HOUR - 24 * HOUR;
+        let late = reference::too_late(&stream);
+        stream
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| e.rider == 1 && e.ts_us >= start && e.ts_us <= t && !late.contains(i))
+            .count() as i64
+    };
+    let refs = ["recent_rides:rides_today"];
+    let read = |t: i64| {
+        let r = setup
+            .store
+            .get_online_features_at(
+                &Features::Refs(&refs),
+                &[("rider_id", vec![JoinKeyValue::Int64(1)])],
+                false,
+                DateTime::<Utc>::from_timestamp_micros(t).unwrap(),
+            )
+            .unwrap();
+        let c = r.column("rides_today").unwrap();
+        (c.values[0].clone(), c.statuses[0], c.event_timestamps_us[0])
+    };
+    // Fresh: served, its event time the newest event's.
+    let t = newest + HOUR;
+    assert_eq!(
+        read(t),
+        (Value::Int64(count_at(t)), FieldStatus::Present, newest)
+    );
+    // Two hours and more after it: expired, online and in training data.
+    let t = newest + 2 * HOUR + 1;
+    assert_eq!(read(t), (Value::Null, FieldStatus::OutsideMaxAge, newest));
+    let entity_df = DataFrame::new(
+        2,
+        vec![
+            Column::new("rider_id".into(), [1i64, 1]),
+            Column::new("event_timestamp".into(), [newest + HOUR, t])
+                .cast(&DataType::Datetime(
+                    TimeUnit::Microseconds,
+                    Some(TimeZone::UTC),
+                ))
+                .unwrap(),
+        ],
+    )
+    .unwrap();
+    let df = setup
+        .store
+        .get_historical_features(&entity_df, &Features::Refs(&refs), false, false)
+        .unwrap();
+    assert_eq!(
+        reference::cell(&df, "rides_today", 0),
+        Value::Int64(count_at(newest + HOUR))
+    );
+    assert_eq!(reference::cell(&df, "rides_today", 1), Value::Null);
 }

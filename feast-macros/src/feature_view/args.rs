@@ -38,6 +38,9 @@ pub(crate) struct ViewArgs {
     pub(crate) online: Attr<syn::LitBool>,
     pub(crate) offline: Attr<syn::LitBool>,
     pub(crate) aggregations: Attr<AggregationList>,
+    /// Where an empty `schema = []` was written: an error unless the view
+    /// aggregates source columns only.
+    empty_schema: Option<Span>,
     pub(crate) meta: Meta,
 }
 
@@ -54,6 +57,7 @@ impl ViewArgs {
             online: Attr::none(m, "online"),
             offline: Attr::none(m, "offline"),
             aggregations: Attr::none(m, "aggregations"),
+            empty_schema: None,
             meta: Meta::new(m),
         };
         for arg in attr::split_args(cx, m, tokens) {
@@ -80,7 +84,7 @@ impl ViewArgs {
                 "schema" => {
                     if let Some(v) = arg.parse::<SchemaSyntax>(cx) {
                         if v.fields.is_empty() {
-                            cx.error_at(v.span, "`schema` is empty: declare the features the function outputs, as in `[conv_rate: Float32]`");
+                            a.empty_schema = Some(v.span);
                         }
                         let fields = v.resolve(cx);
                         a.schema.set(cx, &arg.key, fields);
@@ -207,6 +211,12 @@ impl<'a> View<'a> {
                 Span::call_site(),
                 format!("`#[{m}]` needs `schema = [...]`: the features the view outputs, as in `schema = [conv_rate: Float32]`"),
             );
+        }
+        if let Some(span) = args
+            .empty_schema
+            .filter(|_| args.aggregations.get().is_none())
+        {
+            cx.error_at(span, "`schema` is empty: declare the features the function outputs, as in `[conv_rate: Float32]`");
         }
         let aggregations = match (args.aggregations.get(), args.schema.get()) {
             (Some(list), Some(schema)) => aggregation::check(
