@@ -1,5 +1,6 @@
 //! What the benchmark binaries share.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// User and system CPU time of this process so far (Linux `/proc`), so a
@@ -17,4 +18,18 @@ pub fn cpu_time() -> Duration {
     };
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// A fresh repository directory `feast-rs-bench-{name}-{pid}` in the temp
+/// directory, with a `feature_store.yaml` on the embedded SQLite store.
+pub fn sqlite_repo(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("feast-rs-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    std::fs::write(
+        dir.join("feature_store.yaml"),
+        "project: bench\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\n",
+    )
+    .expect("feature_store.yaml written");
+    dir
 }

@@ -13,7 +13,7 @@ mod reference;
 use std::sync::Arc;
 
 use feast_runtime::chrono::{DateTime, SecondsFormat, Utc};
-use feast_runtime::definition::{JoinKeyValue, Value};
+use feast_runtime::definition::{FeastType, JoinKeyValue, Value};
 use feast_runtime::feature_store::{FeatureStore, Features, FieldStatus};
 use feast_runtime::ingest::metrics::Metrics;
 use feast_runtime::ingest::pipeline::{Pipeline, RawRecord, Writes};
@@ -217,25 +217,7 @@ impl Setup {
     }
 
     fn historical(&self, rows: &[(i64, i64)]) -> Vec<Vec<Value>> {
-        let entity_df = DataFrame::new(
-            rows.len(),
-            vec![
-                Column::new(
-                    "rider_id".into(),
-                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "event_timestamp".into(),
-                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-                )
-                .cast(&DataType::Datetime(
-                    TimeUnit::Microseconds,
-                    Some(TimeZone::UTC),
-                ))
-                .unwrap(),
-            ],
-        )
-        .unwrap();
+        let entity_df = entity_rows(rows);
         let refs: Vec<String> = FEATURES.iter().map(|f| format!("rides:{f}")).collect();
         let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
         let features = Features::Refs(&refs);
@@ -269,6 +251,36 @@ const FEATURES: [&str; 12] = [
     "distinct_items_1d",
 ];
 
+/// Entity rows: (rider, time in microseconds).
+fn entity_rows(rows: &[(i64, i64)]) -> DataFrame {
+    DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new(
+                "rider_id".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "event_timestamp".into(),
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )
+            .cast(&FeastType::UnixTimestamp.dtype())
+            .unwrap(),
+        ],
+    )
+    .unwrap()
+}
+
+/// The newest event time of `rider` in `events`.
+fn newest_of(events: &[Event], rider: i64) -> i64 {
+    events
+        .iter()
+        .filter(|e| e.rider == rider)
+        .map(|e| e.ts_us)
+        .max()
+        .unwrap()
+}
+
 fn json(e: &Event) -> Vec<u8> {
     let ts = DateTime::<Utc>::from_timestamp_micros(e.ts_us)
         .unwrap()
@@ -283,38 +295,26 @@ fn json(e: &Event) -> Vec<u8> {
     .unwrap()
 }
 
+/// History rows in the batch source's columns.
 fn frame(events: &[Event]) -> DataFrame {
-    DataFrame::new(
-        events.len(),
-        vec![
-            Column::new(
-                "rider_id".into(),
-                events.iter().map(|e| e.rider).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "event_timestamp".into(),
-                events.iter().map(|e| e.ts_us).collect::<Vec<_>>(),
-            )
-            .cast(&DataType::Datetime(
-                TimeUnit::Microseconds,
-                Some(TimeZone::UTC),
-            ))
-            .unwrap(),
-            Column::new(
-                "amount".into(),
-                events.iter().map(|e| e.amount).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "qty".into(),
-                events.iter().map(|e| e.qty).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "item".into(),
-                events.iter().map(|e| e.item.clone()).collect::<Vec<_>>(),
-            ),
-        ],
-    )
-    .unwrap()
+    let keys: Vec<(i64, i64)> = events.iter().map(|e| (e.rider, e.ts_us)).collect();
+    let mut df = entity_rows(&keys);
+    df.with_column(Column::new(
+        "amount".into(),
+        events.iter().map(|e| e.amount).collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    df.with_column(Column::new(
+        "qty".into(),
+        events.iter().map(|e| e.qty).collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    df.with_column(Column::new(
+        "item".into(),
+        events.iter().map(|e| e.item.clone()).collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    df
 }
 
 feast_tests::on_both_stores!(
@@ -537,12 +537,7 @@ fn typed_rows_carry_the_result_types(backend: Backend) {
     let mut setup = Setup::new(backend, "typed");
     let (stream, _) = reference::events(&mut rng, 50, 0);
     setup.ingest(&stream, &mut rng);
-    let newest = stream
-        .iter()
-        .filter(|e| e.rider == 1)
-        .map(|e| e.ts_us)
-        .max()
-        .unwrap();
+    let newest = newest_of(&stream, 1);
     // Read now: long after the events, so every window is empty, but the
     // rider is known (no ttl on the view).
     let rows = setup
@@ -570,12 +565,7 @@ fn the_ttl_applies_to_the_newest_event(backend: Backend) {
     let mut setup = Setup::new(backend, "ttl");
     let (stream, _) = reference::events(&mut rng, 120, 0);
     setup.ingest(&stream, &mut rng);
-    let newest = stream
-        .iter()
-        .filter(|e| e.rider == 1)
-        .map(|e| e.ts_us)
-        .max()
-        .unwrap();
+    let newest = newest_of(&stream, 1);
     let count_at = |t: i64| {
         let start = (t.div_euclid(HOUR) + 1) * HOUR - 24 * HOUR;
         let late = reference::too_late(&stream);
@@ -608,19 +598,7 @@ fn the_ttl_applies_to_the_newest_event(backend: Backend) {
     // Two hours and more after it: expired, online and in training data.
     let t = newest + 2 * HOUR + 1;
     assert_eq!(read(t), (Value::Null, FieldStatus::OutsideMaxAge, newest));
-    let entity_df = DataFrame::new(
-        2,
-        vec![
-            Column::new("rider_id".into(), [1i64, 1]),
-            Column::new("event_timestamp".into(), [newest + HOUR, t])
-                .cast(&DataType::Datetime(
-                    TimeUnit::Microseconds,
-                    Some(TimeZone::UTC),
-                ))
-                .unwrap(),
-        ],
-    )
-    .unwrap();
+    let entity_df = entity_rows(&[(1, newest + HOUR), (1, t)]);
     let df = setup
         .store
         .get_historical_features(&entity_df, &Features::Refs(&refs), false, false)

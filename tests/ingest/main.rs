@@ -92,6 +92,21 @@ fn example_on_redis_stream(
     (emu, kinesis, redis, repo)
 }
 
+/// Starts `ingest` in small batches and kills it (SIGKILL) after 150 to
+/// 850 ms.
+fn kill_ingest_at_random(repo: &Repo, rng: &mut Rng) {
+    let mut child = repo.spawn(&[
+        "ingest",
+        "--batch-size",
+        "100",
+        "--max-batch-latency-ms",
+        "50",
+    ]);
+    std::thread::sleep(Duration::from_millis(150 + rng.below(700)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn put(kinesis: &Kinesis, records: &[Rec]) -> Vec<(String, String)> {
     let entries: Vec<(String, Vec<u8>)> = records.iter().map(Rec::entry).collect();
     kinesis.put(STREAM, &entries)
@@ -182,17 +197,7 @@ fn kill_9_at_random_points_loses_nothing_and_applies_nothing_twice() {
     let mut seen: BTreeMap<i64, i64> = BTreeMap::new();
     let (mut regressions, mut kills, mut committed_at_kill) = (0, 0, Vec::new());
     while kills < 12 {
-        let child = repo.spawn(&[
-            "ingest",
-            "--batch-size",
-            "100",
-            "--max-batch-latency-ms",
-            "50",
-        ]);
-        std::thread::sleep(Duration::from_millis(150 + rng.below(700)));
-        let mut child = child;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        kill_ingest_at_random(&repo, &mut rng);
         kills += 1;
         committed_at_kill.push(repo.committed(STREAM));
         for (driver, (event, _)) in repo.online(PROJECT, VIEW) {
@@ -252,16 +257,7 @@ fn kill_9_on_redis_counts_every_windowed_event_once() {
     put(&kinesis, &records);
     let mut rng = Rng::new(7);
     for _ in 0..8 {
-        let mut child = repo.spawn(&[
-            "ingest",
-            "--batch-size",
-            "100",
-            "--max-batch-latency-ms",
-            "50",
-        ]);
-        std::thread::sleep(Duration::from_millis(150 + rng.below(700)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        kill_ingest_at_random(&repo, &mut rng);
     }
     let r = repo.ingest_until_caught_up(&["--batch-size", "500"]);
     assert!(ingested(&r.stdout) < records.len() as u64, "{}", r.stdout);

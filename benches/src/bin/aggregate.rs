@@ -109,15 +109,8 @@ fn payments(n: usize) -> Vec<(i64, i64, f64)> {
 }
 
 fn repo_dir(what: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("feast-rs-bench-agg-{what}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = feast_benches::sqlite_repo(&format!("agg-{what}"));
     std::fs::create_dir_all(dir.join("data/payments")).unwrap();
-    std::fs::write(
-        dir.join("feature_store.yaml"),
-        "project: bench\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\n",
-    )
-    .unwrap();
     dir
 }
 

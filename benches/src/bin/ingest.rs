@@ -101,15 +101,7 @@ fn json(e: &Event) -> Vec<u8> {
 }
 
 fn repo_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("feast-rs-bench-ingest-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("feature_store.yaml"),
-        "project: bench\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\n",
-    )
-    .unwrap();
-    dir
+    feast_benches::sqlite_repo("ingest")
 }
 
 fn open(dir: &Path) -> Arc<FeatureStore> {

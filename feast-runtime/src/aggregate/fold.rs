@@ -42,13 +42,6 @@ pub struct Folded {
     pub entities: Vec<EntityTiles>,
 }
 
-impl Folded {
-    /// Tiles in the batch.
-    pub fn tile_count(&self) -> usize {
-        self.entities.iter().map(|e| e.tiles.len()).sum()
-    }
-}
-
 /// The columns the view's aggregations read, as scalars (null values are
 /// skipped by every function), one vector per aggregation.
 fn aggregated_columns(

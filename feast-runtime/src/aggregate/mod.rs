@@ -34,6 +34,8 @@ pub use codec::TileError;
 pub use fold::{EntityTiles, Events, Folded, Tile, evaluate_events, evaluate_tiles, fold};
 pub use state::{AggState, Scalar};
 
+use std::sync::{Arc, Mutex};
+
 use crate::definition::{AggregationDef, FeatureViewDef};
 
 /// The first microsecond of `agg`'s window at `t_us`: the window counts
@@ -78,8 +80,30 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of `view` (empty for a plain view).
-    pub fn of(view: &FeatureViewDef) -> Plan {
+    /// The plan of `view` (empty for a plain view), computed once per view
+    /// and shared: reads and batches ask for it on every call.
+    pub fn of(view: &FeatureViewDef) -> Arc<Plan> {
+        type Known = Vec<((usize, usize, &'static str), Arc<Plan>)>;
+        static PLANS: Mutex<Known> = Mutex::new(Vec::new());
+        // Definitions are statics: their address and their aggregations'
+        // name them.
+        let key = (
+            std::ptr::from_ref(view) as usize,
+            view.aggregations.as_ptr() as usize,
+            view.name,
+        );
+        let mut plans = PLANS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, plan)) = plans.iter().find(|(k, _)| *k == key) {
+            return plan.clone();
+        }
+        let plan = Arc::new(Plan::compute(view));
+        plans.push((key, plan.clone()));
+        plan
+    }
+
+    fn compute(view: &FeatureViewDef) -> Plan {
         let mut hops: Vec<u64> = view.aggregations.iter().map(|a| a.slide_seconds).collect();
         hops.sort_unstable();
         hops.dedup();
@@ -104,11 +128,6 @@ impl Plan {
             })
             .collect();
         Plan { groups }
-    }
-
-    /// The longest window of the view, microseconds.
-    pub fn longest_us(&self) -> i64 {
-        self.groups.iter().map(|g| g.longest_us).max().unwrap_or(0)
     }
 
     /// The aggregations of group `g`.

@@ -456,16 +456,18 @@ impl Pipeline {
                 .min()
                 .unwrap_or(i64::MIN)
         };
-        let mut watermark = batch.watermarks.get(view.name).copied();
+        // The watermark and its edge, recomputed only when the watermark moves.
+        let mut watermark = batch.watermarks.get(view.name).map(|&w| (w, edge(w)));
         let mut flagged: Vec<(usize, i64, i64)> = Vec::new();
         for (row, t) in ts.iter().enumerate() {
             let Some(t) = *t else { continue };
             match watermark {
-                Some(w) if t < edge(w) => flagged.push((row, t, w)),
-                Some(w) if t <= w => {}
-                _ => watermark = Some(t),
+                Some((w, oldest)) if t < oldest => flagged.push((row, t, w)),
+                Some((w, _)) if t <= w => {}
+                _ => watermark = Some((t, edge(t))),
             }
         }
+        let watermark = watermark.map(|(w, _)| w);
         if let Some(w) = watermark {
             batch.watermarks.insert(view.name, w);
         }

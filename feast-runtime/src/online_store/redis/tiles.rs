@@ -121,7 +121,10 @@ impl RedisStore {
                 let plan = Plan::of(view);
                 let mut puts = 0;
                 for e in &batch.folded.entities {
-                    let (fields, reply) = answers.next().expect("one reply per entity");
+                    // A pipeline answers each command: one reply per entity.
+                    let Some((fields, reply)) = answers.next() else {
+                        return Err(Error::Contended(view.name));
+                    };
                     let marker = reply
                         .first()
                         .and_then(bulk)

@@ -187,7 +187,8 @@ pub(super) fn read(
             }
         }
         drop(rows);
-        for &(part, marker) in &found.markers.clone() {
+        let parts = found.markers.clone();
+        for &(part, marker) in &parts {
             for (g, &(hop_seconds, from, to)) in ranges.iter().enumerate() {
                 let group = &plan.groups[g];
                 let lo = from.max(plan.first_live_tile(g, marker));
