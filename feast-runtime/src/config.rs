@@ -60,6 +60,13 @@ pub struct KinesisConfig {
     /// (default 15; GetRecords returns up to 10 MB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation_timeout_seconds: Option<u64>,
+    /// Share the streams with other `ingest` workers through shard leases
+    /// in this DynamoDB table (as `ingest --lease-table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_table: Option<String>,
+    /// How long a lease lasts without a renewal (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_duration_seconds: Option<u64>,
 }
 
 impl KinesisConfig {

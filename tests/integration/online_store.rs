@@ -563,6 +563,7 @@ fn checkpoints_advance_once_on_both_stores() {
             finished: false,
             records,
             watermarks: &[("v", 1_000)],
+            fence: None,
         };
         assert_eq!(online.checkpoint("p", "s", "shardId-0").unwrap(), None);
         online.write_batches(&[], Some(&cp("100", 10))).unwrap();

@@ -67,6 +67,8 @@ pub(super) fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => super::ingest_commands::ingest(cli, out, args),
         #[cfg(feature = "kinesis")]
         Command::Produce(args) => super::ingest_commands::produce(cli, out, args),
+        #[cfg(feature = "leases")]
+        Command::Leases(args) => super::ingest_commands::leases(cli, out, args),
         #[cfg(feature = "server")]
         Command::Serve(args) => super::serve_command::serve(cli, out, args),
     }

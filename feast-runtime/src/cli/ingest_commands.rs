@@ -61,6 +61,36 @@ pub struct IngestArgs {
     /// Seconds between reads of the shard list (to find new shards).
     #[arg(long, default_value_t = 10)]
     pub shard_discovery_interval_secs: u64,
+    /// Share the streams with other workers: each reads the shards it
+    /// leases in this DynamoDB table (created if missing; default:
+    /// `kinesis.lease_table` in feature_store.yaml). Needs the Redis online
+    /// store. The endpoint comes from aws-config's chain
+    /// (AWS_ENDPOINT_URL_DYNAMODB for a local emulator).
+    #[cfg(feature = "leases")]
+    #[arg(long)]
+    pub lease_table: Option<String>,
+    /// Seconds a lease lasts without a renewal (default:
+    /// `kinesis.lease_duration_seconds`, else 10); renewals are a third of
+    /// it apart.
+    #[cfg(feature = "leases")]
+    #[arg(long)]
+    pub lease_duration_secs: Option<u64>,
+    /// This worker's name in the lease table (default: host:pid).
+    #[cfg(feature = "leases")]
+    #[arg(long)]
+    pub worker_id: Option<String>,
+}
+
+/// Arguments of `leases`.
+#[cfg(feature = "leases")]
+#[derive(Debug, clap::Args)]
+pub struct LeasesArgs {
+    /// The lease table (default: `kinesis.lease_table` in feature_store.yaml).
+    #[arg(long)]
+    pub lease_table: Option<String>,
+    /// One JSON object per lease instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `produce`.
@@ -127,6 +157,8 @@ pub(super) fn ingest(
         kinesis: store.config().kinesis.clone(),
         shard_discovery_interval: Duration::from_secs(args.shard_discovery_interval_secs.max(1)),
         max_record_bytes: args.max_record_bytes,
+        #[cfg(feature = "leases")]
+        leases: lease_options(args, store.config().kinesis.as_ref())?,
     };
     let deadline = Duration::from_secs(args.shutdown_timeout_secs);
     let metrics = Arc::new(Metrics::default());
@@ -161,6 +193,159 @@ pub(super) fn ingest(
         summary.rows_written,
         started.elapsed()
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shard leases, if `--lease-table` or `kinesis.lease_table` asks for them.
+#[cfg(feature = "leases")]
+fn lease_options(
+    args: &IngestArgs,
+    config: Option<&crate::config::KinesisConfig>,
+) -> anyhow::Result<Option<crate::ingest::lease::LeaseOptions>> {
+    let Some(table) = args
+        .lease_table
+        .clone()
+        .or_else(|| config.and_then(|c| c.lease_table.clone()))
+    else {
+        return Ok(None);
+    };
+    let seconds = args
+        .lease_duration_secs
+        .or_else(|| config.and_then(|c| c.lease_duration_seconds))
+        .unwrap_or(10);
+    if seconds < 3 {
+        bail!(
+            "a lease must last at least 3 seconds (renewals are a third of it apart); got {seconds}"
+        );
+    }
+    Ok(Some(crate::ingest::lease::LeaseOptions {
+        table,
+        worker: args
+            .worker_id
+            .clone()
+            .unwrap_or_else(crate::ingest::lease::LeaseOptions::default_worker),
+        duration: Duration::from_secs(seconds),
+    }))
+}
+
+/// `leases`: the lease table, one line per shard.
+#[cfg(feature = "leases")]
+pub(super) fn leases(
+    cli: &Cli,
+    out: &mut impl Write,
+    args: &LeasesArgs,
+) -> anyhow::Result<ExitCode> {
+    use crate::ingest::lease::table::{LeaseTable, TableConfig};
+    let store = open(cli)?;
+    let config = store.config().kinesis.as_ref();
+    let Some(name) = args
+        .lease_table
+        .clone()
+        .or_else(|| config.and_then(|c| c.lease_table.clone()))
+    else {
+        bail!(
+            "which lease table? pass --lease-table NAME or set kinesis.lease_table in feature_store.yaml"
+        );
+    };
+    // The table lives in the region of the streams it leases.
+    let region = store
+        .registry()
+        .data_sources()
+        .find_map(|s| match s.kind {
+            SourceKind::Kinesis { region, .. } => Some(region.to_owned()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "us-east-1".into());
+    let rt = runtime()?;
+    let leases = rt.block_on(async {
+        let table = LeaseTable::connect(&TableConfig {
+            name: name.clone(),
+            region,
+            call_timeout: Duration::from_secs(10),
+        })
+        .await;
+        table.scan(None).await
+    })?;
+    let now = chrono::Utc::now();
+    let age = |t: &Option<String>| -> Option<f64> {
+        let t = chrono::DateTime::parse_from_rfc3339(t.as_deref()?).ok()?;
+        Some((now - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0)
+    };
+    if args.json {
+        for l in &leases {
+            let line = serde_json::json!({
+                "stream": l.stream,
+                "shard": l.shard,
+                "owner": l.owner,
+                "lease_counter": l.counter,
+                "checkpoint": l.checkpoint,
+                "parents": l.parents,
+                "millis_behind_latest": l.behind_ms,
+                "last_renewal": l.last_renewal,
+                "owner_switches_since_checkpoint": l.owner_switches,
+            });
+            writeln!(out, "{line}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if leases.is_empty() {
+        writeln!(out, "no leases in table {name}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 7]> = leases
+        .iter()
+        .map(|l| {
+            [
+                format!("{}/{}", l.stream, l.shard),
+                l.owner.clone().unwrap_or_else(|| "-".into()),
+                l.counter.to_string(),
+                l.checkpoint.clone(),
+                match (l.owner.as_ref(), l.behind_ms) {
+                    (_, _) if l.is_finished() => "-".into(),
+                    (Some(_), Some(ms)) => format!("{:.1} s", ms as f64 / 1000.0),
+                    _ => "?".into(),
+                },
+                match age(&l.last_renewal) {
+                    Some(s) if l.owner.is_some() => format!("{s:.1} s ago"),
+                    _ => "-".into(),
+                },
+                l.parents.join(","),
+            ]
+        })
+        .collect();
+    let header = [
+        "SHARD",
+        "OWNER",
+        "COUNTER",
+        "CHECKPOINT",
+        "LAG",
+        "RENEWED",
+        "PARENTS",
+    ];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[&str]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    writeln!(out, "{}", line(&header))?;
+    for r in &rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&cells))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -157,6 +157,10 @@ pub enum Command {
     /// Put records on a Kinesis source's stream (synthetic, or lines of a file).
     #[cfg(feature = "kinesis")]
     Produce(ingest_commands::ProduceArgs),
+    /// Print the shard leases of `ingest --lease-table`: owner, checkpoint,
+    /// lag and last renewal of each shard.
+    #[cfg(feature = "leases")]
+    Leases(ingest_commands::LeasesArgs),
     /// Serve online features over HTTP, with Feast's endpoints and JSON.
     #[cfg(feature = "server")]
     Serve(serve_command::ServeArgs),

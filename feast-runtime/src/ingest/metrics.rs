@@ -29,11 +29,28 @@ struct ViewStats {
     buckets: [u64; BUCKETS.len() + 1],
 }
 
+/// One worker's shard leases of a stream.
+#[derive(Debug, Default, Clone)]
+struct LeaseStats {
+    held: u64,
+    taken: u64,
+    stolen: u64,
+    lost: u64,
+    /// Batches the online store refused for a stale fencing token.
+    fenced: u64,
+    /// Lease-table calls by operation.
+    calls: BTreeMap<&'static str, u64>,
+    renewals: u64,
+    renew_seconds_sum: f64,
+    renew_seconds_max: f64,
+}
+
 /// Counters and gauges of one ingestion run.
 #[derive(Debug, Default)]
 pub struct Metrics {
     shards: Mutex<BTreeMap<(String, String), ShardStats>>,
     views: Mutex<BTreeMap<(String, String), ViewStats>>,
+    leases: Mutex<BTreeMap<String, LeaseStats>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -108,6 +125,47 @@ impl Metrics {
             .too_late += events;
     }
 
+    fn lease_stats<T>(&self, stream: &str, f: impl FnOnce(&mut LeaseStats) -> T) -> T {
+        f(lock(&self.leases).entry(stream.to_owned()).or_default())
+    }
+
+    /// Sets the number of leases this worker holds on `stream`.
+    pub fn record_leases_held(&self, stream: &str, held: usize) {
+        self.lease_stats(stream, |l| l.held = held as u64);
+    }
+
+    /// Counts a lease taken: free or expired, or stolen from a busier worker.
+    pub fn record_lease_taken(&self, stream: &str, stolen: bool) {
+        self.lease_stats(stream, |l| {
+            l.taken += 1;
+            l.stolen += u64::from(stolen);
+        });
+    }
+
+    /// Counts a lease lost: taken over, or not renewed in time.
+    pub fn record_lease_lost(&self, stream: &str) {
+        self.lease_stats(stream, |l| l.lost += 1);
+    }
+
+    /// Counts a batch the online store refused for a stale fencing token.
+    pub fn record_fenced(&self, stream: &str) {
+        self.lease_stats(stream, |l| l.fenced += 1);
+    }
+
+    /// Counts a call to the lease table.
+    pub fn record_lease_call(&self, stream: &str, op: &'static str) {
+        self.lease_stats(stream, |l| *l.calls.entry(op).or_default() += 1);
+    }
+
+    /// Records how long a successful renewal took.
+    pub fn record_renewal(&self, stream: &str, seconds: f64) {
+        self.lease_stats(stream, |l| {
+            l.renewals += 1;
+            l.renew_seconds_sum += seconds;
+            l.renew_seconds_max = l.renew_seconds_max.max(seconds);
+        });
+    }
+
     /// Totals: (records in, dead-lettered).
     pub fn totals(&self) -> (u64, u64) {
         lock(&self.shards)
@@ -134,6 +192,7 @@ impl Metrics {
         let mut out = String::new();
         let shards = lock(&self.shards).clone();
         let views = lock(&self.views).clone();
+        let leases = lock(&self.leases).clone();
         let mut family = |name: &str, help: &str, kind: &str, rows: Vec<(String, String)>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (labels, value) in rows {
@@ -204,6 +263,73 @@ impl Metrics {
                 .map(|(k, v)| (vl(k), v.too_late.to_string()))
                 .collect(),
         );
+        if !leases.is_empty() {
+            let ll = |stream: &str| format!("stream=\"{}\"", esc(stream));
+            let per_stream = |f: &dyn Fn(&LeaseStats) -> String| {
+                leases.iter().map(|(k, l)| (ll(k), f(l))).collect()
+            };
+            family(
+                "feast_ingest_leases_held",
+                "Shard leases this worker holds.",
+                "gauge",
+                per_stream(&|l| l.held.to_string()),
+            );
+            family(
+                "feast_ingest_leases_taken_total",
+                "Shard leases taken (free, expired or stolen).",
+                "counter",
+                per_stream(&|l| l.taken.to_string()),
+            );
+            family(
+                "feast_ingest_leases_stolen_total",
+                "Shard leases taken from a busier worker to balance.",
+                "counter",
+                per_stream(&|l| l.stolen.to_string()),
+            );
+            family(
+                "feast_ingest_leases_lost_total",
+                "Shard leases lost: taken over, or not renewed in time.",
+                "counter",
+                per_stream(&|l| l.lost.to_string()),
+            );
+            family(
+                "feast_ingest_fenced_batches_total",
+                "Batches the online store refused because a newer lease owner had written the shard.",
+                "counter",
+                per_stream(&|l| l.fenced.to_string()),
+            );
+            family(
+                "feast_ingest_lease_table_calls_total",
+                "Calls to the lease table, by operation.",
+                "counter",
+                leases
+                    .iter()
+                    .flat_map(|(k, l)| {
+                        l.calls
+                            .iter()
+                            .map(move |(op, n)| (format!("{},op=\"{op}\"", ll(k)), n.to_string()))
+                    })
+                    .collect(),
+            );
+            family(
+                "feast_ingest_lease_renew_seconds_sum",
+                "Time spent in successful lease renewals.",
+                "counter",
+                per_stream(&|l| format!("{:.6}", l.renew_seconds_sum)),
+            );
+            family(
+                "feast_ingest_lease_renew_seconds_count",
+                "Successful lease renewals.",
+                "counter",
+                per_stream(&|l| l.renewals.to_string()),
+            );
+            family(
+                "feast_ingest_lease_renew_seconds_max",
+                "The slowest successful lease renewal.",
+                "gauge",
+                per_stream(&|l| format!("{:.6}", l.renew_seconds_max)),
+            );
+        }
         let mut histogram = Vec::new();
         for (k, v) in &views {
             let mut cumulative = 0;

@@ -18,6 +18,8 @@ pub mod pipeline;
 pub mod consumer;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
+#[cfg(feature = "leases")]
+pub mod lease;
 #[cfg(feature = "kinesis")]
 mod plan;
 #[cfg(feature = "kinesis")]
@@ -81,6 +83,9 @@ mod stream {
         pub shard_discovery_interval: Duration,
         /// Larger records are dead-lettered.
         pub max_record_bytes: usize,
+        /// Share the streams with other workers through shard leases.
+        #[cfg(feature = "leases")]
+        pub leases: Option<super::lease::LeaseOptions>,
     }
 
     impl Default for IngestOptions {
@@ -96,6 +101,8 @@ mod stream {
                 kinesis: None,
                 shard_discovery_interval: Duration::from_secs(10),
                 max_record_bytes: super::decode::MAX_RECORD_BYTES,
+                #[cfg(feature = "leases")]
+                leases: None,
             }
         }
     }
@@ -175,6 +182,24 @@ mod stream {
         /// A partition's task panicked or was cancelled.
         #[error("a shard task failed: {0}")]
         Task(#[source] tokio::task::JoinError),
+        /// The lease table failed for good (refused credentials, a table
+        /// that is not a lease table).
+        #[cfg(feature = "leases")]
+        #[error("stream `{stream}`: {error}")]
+        Leases {
+            /// The stream.
+            stream: &'static str,
+            /// What failed.
+            error: super::lease::table::TableError,
+        },
+        /// Shard leases need an online store several workers share.
+        #[cfg(feature = "leases")]
+        #[error("--lease-table: {0}")]
+        StoreNotShared(#[source] crate::online_store::Error),
+        /// Shard leases with an option they cannot honour.
+        #[cfg(feature = "leases")]
+        #[error("--lease-table cannot be combined with {0}")]
+        LeasesWith(&'static str),
     }
 
     impl Error {
@@ -195,6 +220,21 @@ mod stream {
         mut stop: watch::Receiver<bool>,
     ) -> Result<IngestSummary, Error> {
         let plan = plan::plan(&store, &opts.views)?;
+        #[cfg(feature = "leases")]
+        if opts.leases.is_some() {
+            if opts.until_caught_up {
+                return Err(Error::LeasesWith(
+                    "--until-caught-up (each worker reads only the shards it leases)",
+                ));
+            }
+            // Fencing needs the store's help: one that cannot fence cannot
+            // be shared.
+            if store.online_store().is_embedded() {
+                return Err(Error::StoreNotShared(
+                    crate::online_store::Error::NotShared("embedded SQLite"),
+                ));
+            }
+        }
         if opts.writes == Writes::OfflineOnly
             && !plan.iter().flat_map(|(_, v)| v).any(|v| v.offline)
         {
@@ -228,10 +268,33 @@ mod stream {
                     region,
                     ..
                 } => {
-                    let consumer =
-                        kinesis::KinesisConsumer::connect(stream_name, region, &opts).await?;
+                    let consumer = Arc::new(
+                        kinesis::KinesisConsumer::connect(stream_name, region, &opts).await?,
+                    );
+                    #[cfg(feature = "leases")]
+                    if let Some(lease) = &opts.leases {
+                        let table = super::lease::table::LeaseTable::connect(
+                            &super::lease::table::TableConfig {
+                                name: lease.table.clone(),
+                                region: region.to_owned(),
+                                call_timeout: lease.duration / 3,
+                            },
+                        )
+                        .await;
+                        let run = super::lease::LeaseRun {
+                            consumer,
+                            pipeline,
+                            opts: opts.clone(),
+                            lease: lease.clone(),
+                            table,
+                            stop: halt_rx.clone(),
+                            halt: halt_tx.clone(),
+                        };
+                        runs.spawn(run.run());
+                        continue;
+                    }
                     let run = StreamRun {
-                        consumer: Arc::new(consumer),
+                        consumer,
                         pipeline,
                         opts: opts.clone(),
                         stop: halt_rx.clone(),

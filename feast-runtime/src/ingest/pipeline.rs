@@ -171,6 +171,8 @@ struct Position<'a> {
     shard: &'a str,
     finished: bool,
     behind_ms: i64,
+    /// The lease's fencing token, with shard leases.
+    fence: Option<u64>,
 }
 
 /// A view's output for the records it accepted, and the records it failed on.
@@ -267,6 +269,20 @@ impl Pipeline {
         self.writes != Writes::OfflineOnly
     }
 
+    /// Forgets what this process remembers of `shard` (its watermarks, the
+    /// dead letters written): another worker may have moved it on since.
+    /// Call when a shard's lease is taken.
+    pub fn forget(&self, shard: &str) {
+        self.watermarks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(shard);
+        self.dead_lettered_through
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(shard);
+    }
+
     /// Removes the offline files of `shard` that no checkpoint covers: a
     /// batch written offline whose commit did not happen (the process died in
     /// between). Its records are read again from the checkpoint and written
@@ -287,8 +303,7 @@ impl Pipeline {
             let Some((first, _last)) = name
                 .strip_prefix(&prefix)
                 .and_then(|rest| rest.strip_suffix(".parquet"))
-                .and_then(|range| range.split_once('-'))
-                .filter(|(a, b)| is_digits(a) && is_digits(b))
+                .and_then(log_range)
             else {
                 return false;
             };
@@ -320,6 +335,22 @@ impl Pipeline {
         finished: bool,
         behind_ms: i64,
     ) -> Result<BatchOutcome, Error> {
+        self.process_fenced(stream, shard, records, finished, behind_ms, None)
+    }
+
+    /// [`process`](Self::process) for the holder of the shard's lease, whose
+    /// counter `fence` is: the store refuses the batch
+    /// ([`online_store::Error::Fenced`]) once a newer owner has written the
+    /// shard, and no offline file is written after the store says so.
+    pub fn process_fenced(
+        &self,
+        stream: &str,
+        shard: &str,
+        records: &[RawRecord],
+        finished: bool,
+        behind_ms: i64,
+        fence: Option<u64>,
+    ) -> Result<BatchOutcome, Error> {
         let started = Instant::now();
         let mut batch = self.decode(records)?;
         batch.watermarks = self.watermarks(stream, shard)?;
@@ -331,6 +362,7 @@ impl Pipeline {
                 shard,
                 finished,
                 behind_ms,
+                fence,
             },
             batch,
             writes,
@@ -557,12 +589,23 @@ impl Pipeline {
             shard,
             finished,
             behind_ms,
+            fence,
         } = at;
         let records = batch.records;
-        self.write_dead_letters(shard, records, &mut batch.letters)?;
-        if self.writes_offline() {
-            self.append_offline(stream, shard, &batch)?;
+        if let Some(token) = fence {
+            // A worker whose lease was taken writes no dead letters and no
+            // offline file from here on (the commit below checks again,
+            // atomically, for a lease taken meanwhile).
+            self.store
+                .online_store()
+                .fence(&self.consumer, stream, shard, token)?;
         }
+        self.write_dead_letters(shard, records, &mut batch.letters)?;
+        let logged = if self.writes_offline() {
+            self.append_offline(stream, shard, &batch, fence)?
+        } else {
+            None
+        };
         let refs: Vec<(&FeatureViewDef, &OnlineBatch)> =
             writes.iter().map(|(v, b)| (*v, b)).collect();
         let watermarks: Vec<(&str, i64)> = batch.watermarks.iter().map(|(v, w)| (*v, *w)).collect();
@@ -574,11 +617,27 @@ impl Pipeline {
             finished,
             records: records.len() as u64,
             watermarks: &watermarks,
+            fence,
         };
-        let stats = self
+        let stats = match self
             .store
             .online_store()
-            .write_batches(&refs, Some(&checkpoint))?;
+            .write_batches(&refs, Some(&checkpoint))
+        {
+            Err(e @ crate::online_store::Error::Fenced { .. }) => {
+                // The lease was taken between the check above and the
+                // commit: the new owner reads these records again, and logs
+                // them itself.
+                if let Some(name) = logged {
+                    let file = format!("{name}.parquet");
+                    self.store
+                        .offline_store()
+                        .remove(self.source.offline_source(), &|n| n == file)?;
+                }
+                return Err(e.into());
+            }
+            written => written?,
+        };
         let seconds = started.elapsed().as_secs_f64();
         let mut rows_written = 0;
         for ((view, _), s) in writes.iter().zip(&stats) {
@@ -695,15 +754,23 @@ impl Pipeline {
     }
 
     /// Appends the batch's accepted records to the batch source, as one file
-    /// named by shard and sequence range: a replay of the same records
-    /// rewrites the same file.
-    fn append_offline(&self, stream: &str, shard: &str, batch: &Batch<'_>) -> Result<(), Error> {
+    /// named by shard and sequence range (and, with a lease, its fencing
+    /// token, so that a worker whose lease was taken removes only its own
+    /// file): a replay of the same records rewrites the same file.
+    /// The file's name (without `.parquet`), if one was written.
+    fn append_offline(
+        &self,
+        stream: &str,
+        shard: &str,
+        batch: &Batch<'_>,
+        fence: Option<u64>,
+    ) -> Result<Option<String>, Error> {
         let rows = &batch.rows;
         let kept: Vec<usize> = (0..rows.height())
             .filter(|&r| !batch.failed_row[r])
             .collect();
         let (Some(&first), Some(&last)) = (kept.first(), kept.last()) else {
-            return Ok(());
+            return Ok(None);
         };
         let batch_source = self.source.offline_source();
         let log = if kept.len() == rows.height() {
@@ -715,22 +782,38 @@ impl Pipeline {
                 error: e.into(),
             })?
         };
-        let name = format!(
+        let mut name = format!(
             "{}{}-{}",
             offline_file_prefix(stream, shard),
             batch.records[batch.record_of[first]].sequence_number,
             batch.records[batch.record_of[last]].sequence_number,
         );
+        if let Some(token) = fence {
+            name.push_str(&format!("-L{token}"));
+        }
         self.store
             .offline_store()
             .append(batch_source, &log, &name)?;
-        Ok(())
+        Ok(Some(name))
     }
 }
 
-/// Offline files of a shard are `{stream}-{shard}-{first}-{last}.parquet`.
+/// Offline files of a shard are `{stream}-{shard}-{first}-{last}.parquet`,
+/// or `…-{first}-{last}-L{token}.parquet` when written under a lease.
 fn offline_file_prefix(stream: &str, shard: &str) -> String {
     format!("{stream}-{shard}-")
+}
+
+/// The first and last sequence numbers of a log file's name after its
+/// shard prefix: `{first}-{last}` or `{first}-{last}-L{token}`.
+fn log_range(range: &str) -> Option<(&str, &str)> {
+    let range = match range.rsplit_once("-L") {
+        Some((r, token)) if is_digits(token) => r,
+        _ => range,
+    };
+    range
+        .split_once('-')
+        .filter(|(a, b)| is_digits(a) && is_digits(b))
 }
 
 fn is_digits(s: &str) -> bool {
@@ -742,6 +825,15 @@ pub use crate::online_store::sequence_after;
 #[cfg(test)]
 mod tests {
     use super::sequence_after;
+
+    #[test]
+    fn log_file_names_give_their_range_with_or_without_a_lease() {
+        use super::log_range;
+        assert_eq!(log_range("100-200"), Some(("100", "200")));
+        assert_eq!(log_range("100-200-L7"), Some(("100", "200")));
+        assert_eq!(log_range("100-200-Lx"), None);
+        assert_eq!(log_range("100"), None);
+    }
 
     #[test]
     fn sequence_numbers_compare_as_big_integers() {

@@ -16,6 +16,7 @@ use super::consumer::{CallError, Class, Fetched, Partition, StreamConsumer};
 use super::pipeline::{self, Pipeline, RawRecord};
 use super::{Error, IngestOptions};
 use crate::online_store::Checkpoint;
+pub(crate) use hold::Hold;
 
 /// Exponential back-off with jitter ("equal jitter": half fixed, half
 /// random), from 100 ms up to 10 s.
@@ -108,12 +109,15 @@ fn checkpoint_of(pipeline: &Pipeline, stream: &str, partition: &str) -> Option<C
 
 /// How a partition's task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(crate) enum End {
     /// Closed, and read to its end: its children may start.
     Finished,
     /// No lag (with `until_caught_up`).
     CaughtUp,
     Stopped,
+    /// The partition's lease was taken over (or could not be renewed in
+    /// time): nothing more was written for it.
+    LeaseLost,
 }
 
 /// One stream: lists partitions, starts each once its parents are finished,
@@ -259,26 +263,23 @@ impl<C: StreamConsumer> StreamRun<C> {
                 continue;
             }
             tracing::info!(stream = self.consumer.stream(), shard = %id, "reading shard");
-            let reader = PartitionReader {
-                consumer: self.consumer.clone(),
-                partition: id.clone(),
-                backoff: Backoff::new(id),
-                pipeline: self.pipeline.clone(),
-                opts: self.opts.clone(),
-                stop: self.stop.clone(),
-                pending: Vec::new(),
-                pending_since: None,
-                behind_ms: 0,
-            };
+            let reader = PartitionReader::new(
+                self.consumer.clone(),
+                id,
+                self.pipeline.clone(),
+                &self.opts,
+                self.stop.clone(),
+                None,
+            );
             tasks.insert(id.clone(), tokio::spawn(reader.run()));
         }
     }
 }
 
 /// Reads one partition: from the checkpoint, micro-batches through the
-/// pipeline, until the partition ends, the run stops, or (with
-/// `until_caught_up`) the partition has no lag.
-struct PartitionReader<C: StreamConsumer> {
+/// pipeline, until the partition ends, the run stops, (with
+/// `until_caught_up`) the partition has no lag, or its lease is lost.
+pub(crate) struct PartitionReader<C: StreamConsumer> {
     consumer: Arc<C>,
     partition: String,
     pipeline: Arc<Pipeline>,
@@ -290,6 +291,16 @@ struct PartitionReader<C: StreamConsumer> {
     pending: Vec<RawRecord>,
     pending_since: Option<Instant>,
     behind_ms: i64,
+    /// With shard leases: the lease this reader writes under.
+    lease: Option<Arc<Hold>>,
+}
+
+/// What a flush did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flushed {
+    Written,
+    /// The lease is lost: nothing was written, nothing more will be.
+    LeaseLost,
 }
 
 /// What reading the next records gave.
@@ -304,6 +315,28 @@ enum Step<C> {
 }
 
 impl<C: StreamConsumer> PartitionReader<C> {
+    pub(crate) fn new(
+        consumer: Arc<C>,
+        partition: &str,
+        pipeline: Arc<Pipeline>,
+        opts: &IngestOptions,
+        stop: watch::Receiver<bool>,
+        lease: Option<Arc<Hold>>,
+    ) -> Self {
+        PartitionReader {
+            consumer,
+            partition: partition.to_owned(),
+            backoff: Backoff::new(partition),
+            pipeline,
+            opts: opts.clone(),
+            stop,
+            pending: Vec::new(),
+            pending_since: None,
+            behind_ms: 0,
+            lease,
+        }
+    }
+
     fn stream(&self) -> &'static str {
         self.consumer.stream()
     }
@@ -324,8 +357,16 @@ impl<C: StreamConsumer> PartitionReader<C> {
         }
     }
 
-    async fn run(mut self) -> Result<End, Error> {
+    pub(crate) async fn run(mut self) -> Result<End, Error> {
+        if self.lease.is_some() {
+            // Another worker may have moved the shard on since this process
+            // last held it.
+            self.pipeline.forget(&self.partition);
+        }
         let checkpoint = checkpoint_of(&self.pipeline, self.stream(), &self.partition);
+        if self.lease.is_some() && checkpoint.as_ref().is_some_and(|c| c.finished) {
+            return Ok(End::Finished);
+        }
         {
             let (pipeline, stream, partition) =
                 (self.pipeline.clone(), self.stream(), self.partition.clone());
@@ -342,9 +383,14 @@ impl<C: StreamConsumer> PartitionReader<C> {
         let mut cursor: Option<C::Cursor> = None;
         let mut last_call: Option<Instant> = None;
         loop {
+            if self.lease.as_ref().is_some_and(|l| l.is_lost()) {
+                return Ok(End::LeaseLost);
+            }
             if *self.stop.borrow() {
-                self.flush(false).await?;
-                return Ok(End::Stopped);
+                return Ok(match self.flush(false).await? {
+                    Flushed::Written => End::Stopped,
+                    Flushed::LeaseLost => End::LeaseLost,
+                });
             }
             let c = match cursor.take() {
                 Some(c) => c,
@@ -374,7 +420,9 @@ impl<C: StreamConsumer> PartitionReader<C> {
             };
             let Some(next) = next else {
                 // The partition is closed and read to its end.
-                self.flush(true).await?;
+                if self.flush(true).await? == Flushed::LeaseLost {
+                    return Ok(End::LeaseLost);
+                }
                 tracing::info!(stream = self.stream(), shard = %self.partition, "shard finished");
                 return Ok(End::Finished);
             };
@@ -384,8 +432,10 @@ impl<C: StreamConsumer> PartitionReader<C> {
             let late = self
                 .pending_since
                 .is_some_and(|t| t.elapsed() >= self.opts.max_batch_latency);
-            if full || late || (idle && !self.pending.is_empty()) {
-                self.flush(false).await?;
+            if (full || late || (idle && !self.pending.is_empty()))
+                && self.flush(false).await? == Flushed::LeaseLost
+            {
+                return Ok(End::LeaseLost);
             }
             if idle && self.opts.until_caught_up {
                 return Ok(End::CaughtUp);
@@ -482,14 +532,27 @@ impl<C: StreamConsumer> PartitionReader<C> {
     /// partition pauses, fetching nothing and checkpointing nothing, until
     /// the batch is written. The shutdown deadline bounds the wait after a
     /// stop.
-    async fn flush(&mut self, finished: bool) -> Result<(), Error> {
+    ///
+    /// Under a lease, a batch is written only while the lease is known to
+    /// be held (renewed within the lease duration): a worker that cannot
+    /// renew waits here, writing nothing, until it renews or learns the
+    /// lease is lost. The store refuses the batch if a newer owner has
+    /// written the shard meanwhile.
+    async fn flush(&mut self, finished: bool) -> Result<Flushed, Error> {
         if self.pending.is_empty() && !finished {
-            return Ok(());
+            return Ok(Flushed::Written);
         }
         let records = Arc::new(std::mem::take(&mut self.pending));
         self.pending_since = None;
         let mut backoff = Backoff::new(&self.partition);
         loop {
+            let fence = match &self.lease {
+                Some(lease) => match lease.wait_valid().await {
+                    Some(token) => Some(token),
+                    None => return Ok(Flushed::LeaseLost),
+                },
+                None => None,
+            };
             let (pipeline, stream, partition, behind, batch) = (
                 self.pipeline.clone(),
                 self.stream(),
@@ -498,12 +561,29 @@ impl<C: StreamConsumer> PartitionReader<C> {
                 records.clone(),
             );
             let result = tokio::task::spawn_blocking(move || {
-                pipeline.process(stream, &partition, &batch, finished, behind)
+                pipeline.process_fenced(stream, &partition, &batch, finished, behind, fence)
             })
             .await
             .map_err(Error::Task)?;
             match result {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    if let Some(lease) = &self.lease {
+                        lease.committed(
+                            records.last().map(|r| r.sequence_number.clone()),
+                            self.behind_ms,
+                        );
+                    }
+                    return Ok(Flushed::Written);
+                }
+                Err(pipeline::Error::Online(crate::online_store::Error::Fenced { .. })) => {
+                    tracing::warn!(stream = self.stream(), shard = %self.partition,
+                        "the shard's lease was taken over: the store refused this worker's batch; the new owner reads it again");
+                    self.pipeline.metrics().record_fenced(self.stream());
+                    if let Some(lease) = &self.lease {
+                        lease.lose();
+                    }
+                    return Ok(Flushed::LeaseLost);
+                }
                 Err(e) if e.is_transient() => {
                     let wait = backoff.next();
                     tracing::warn!(stream = self.stream(), shard = %self.partition, error = %e, retry_in = ?wait,
@@ -514,6 +594,103 @@ impl<C: StreamConsumer> PartitionReader<C> {
                     sleep(wait).await;
                 }
                 Err(e) => return Err(self.pipeline_error(e)),
+            }
+        }
+    }
+}
+
+/// A reader's side of a shard lease (`ingest::lease` keeps the other).
+mod hold {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    /// A lease a worker holds: its fencing token, until when it is known to
+    /// be held, and what the reader has committed under it (which the
+    /// renewals record in the table).
+    #[derive(Debug)]
+    pub(crate) struct Hold {
+        token: u64,
+        state: Mutex<State>,
+    }
+
+    #[derive(Debug)]
+    struct State {
+        valid_until: Instant,
+        lost: bool,
+        committed: Option<String>,
+        behind_ms: i64,
+    }
+
+    impl Hold {
+        pub(crate) fn new(token: u64, valid_until: Instant) -> Hold {
+            Hold {
+                token,
+                state: Mutex::new(State {
+                    valid_until,
+                    lost: false,
+                    committed: None,
+                    behind_ms: 0,
+                }),
+            }
+        }
+
+        fn state(&self) -> std::sync::MutexGuard<'_, State> {
+            self.state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        /// The fencing token: the lease counter when it was taken.
+        pub(crate) fn token(&self) -> u64 {
+            self.token
+        }
+
+        /// A renewal sent at `sent` succeeded: held until `valid_until`.
+        pub(crate) fn renewed(&self, valid_until: Instant) {
+            let mut s = self.state();
+            s.valid_until = s.valid_until.max(valid_until);
+        }
+
+        /// The lease is gone: nothing more is written under it.
+        pub(crate) fn lose(&self) {
+            self.state().lost = true;
+        }
+
+        pub(crate) fn is_lost(&self) -> bool {
+            self.state().lost
+        }
+
+        /// Records a committed batch: its last sequence number and the lag.
+        pub(crate) fn committed(&self, sequence_number: Option<String>, behind_ms: i64) {
+            let mut s = self.state();
+            if sequence_number.is_some() {
+                s.committed = sequence_number;
+            }
+            s.behind_ms = behind_ms;
+        }
+
+        /// The last committed sequence number and lag.
+        pub(crate) fn progress(&self) -> (Option<String>, i64) {
+            let s = self.state();
+            (s.committed.clone(), s.behind_ms)
+        }
+
+        /// Waits while the lease is neither known held nor known lost; the
+        /// token when held, `None` when lost.
+        pub(crate) async fn wait_valid(&self) -> Option<u64> {
+            loop {
+                {
+                    let s = self.state();
+                    if s.lost {
+                        return None;
+                    }
+                    if Instant::now() < s.valid_until {
+                        return Some(self.token);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }

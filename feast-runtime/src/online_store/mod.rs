@@ -223,6 +223,26 @@ pub enum Error {
     /// again.
     #[error("online store: view `{0}`: tiles kept changing under the write; try again")]
     Contended(&'static str),
+    /// A write of a shard whose lease another worker has taken since: its
+    /// fencing token is below the shard's. Nothing of the write landed
+    /// after the new owner's writes.
+    #[error(
+        "shard {shard}: the lease was taken over (this worker's fencing token {token} is below the shard's{}); nothing more is written for it",
+        current.map(|c| format!(" {c}")).unwrap_or_default()
+    )]
+    Fenced {
+        /// The shard.
+        shard: String,
+        /// The writer's token.
+        token: u64,
+        /// The shard's token, when known.
+        current: Option<u64>,
+    },
+    /// The store cannot fence writes of several workers.
+    #[error(
+        "the {0} online store is written by one process, which keeps its own checkpoints; several ingest workers (--lease-table) need a shared store that fences stale writers: online_store type redis"
+    )]
+    NotShared(&'static str),
 }
 
 #[cfg(feature = "redis")]
@@ -248,7 +268,9 @@ impl Error {
             | Error::Open { .. }
             | Error::Decode(_)
             | Error::Config(_)
-            | Error::Tile { .. } => false,
+            | Error::Tile { .. }
+            | Error::Fenced { .. }
+            | Error::NotShared(_) => false,
             Error::Contended(_) => true,
             #[cfg(feature = "redis")]
             Error::Redis(e) => matches!(
@@ -308,6 +330,10 @@ pub struct CheckpointUpdate<'a> {
     /// far (the shard's watermark), committed with the position so that a
     /// replay judges late events as the first run did.
     pub watermarks: &'a [(&'a str, i64)],
+    /// With shard leases, the writer's fencing token (its lease counter):
+    /// the store refuses the write, rows included, once a higher token has
+    /// written the shard. `None`: a single ingest process, nothing checked.
+    pub fence: Option<u64>,
 }
 
 /// Where a shard's reading stands.
@@ -364,6 +390,20 @@ pub trait OnlineStore: Send + Sync {
 
     /// A shard's committed position.
     fn checkpoint(&self, consumer: &str, stream: &str, shard: &str) -> Result<Option<Checkpoint>>;
+
+    /// Fences a shard for a new lease owner whose token is `token`: from
+    /// this call on, the store refuses every write of the shard with a lower
+    /// token, so the checkpoint read after it is the last one an earlier
+    /// owner can commit. [`Error::Fenced`] when a higher token has written
+    /// already. A store written by one process only refuses
+    /// ([`Error::NotShared`]).
+    fn fence(&self, _consumer: &str, _stream: &str, _shard: &str, _token: u64) -> Result<()> {
+        Err(Error::NotShared(if self.is_embedded() {
+            "embedded SQLite"
+        } else {
+            "configured"
+        }))
+    }
 
     /// Reads `features` of `view` for each serialized entity key, in order.
     fn read(

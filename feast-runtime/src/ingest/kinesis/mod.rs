@@ -213,7 +213,7 @@ fn endpoint_url_with(
     config.and_then(|c| c.endpoint_url.clone())
 }
 
-fn code_and_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
+pub(crate) fn code_and_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
     e: &SdkError<E>,
 ) -> (Option<String>, String) {
     let code = e.code().map(str::to_owned);

@@ -27,7 +27,7 @@ use layout::{
 };
 
 use super::{
-    Checkpoint, CheckpointUpdate, OnlineBatch, OnlineStore, Result, StoredRow, WriteStats,
+    Checkpoint, CheckpointUpdate, Error, OnlineBatch, OnlineStore, Result, StoredRow, WriteStats,
 };
 use crate::aggregate::stored::{Part, StoredTiles, TileBatch};
 use crate::definition::{FeatureViewDef, Value};
@@ -36,13 +36,20 @@ use crate::definition::{FeatureViewDef, Value};
 const CHUNK: usize = 500;
 
 /// Replaces a view's fields of each entity when the new event is newer.
-const WRITE_SCRIPT: &str = include_str!("write.lua");
+const WRITE_SCRIPT: &str = concat!(include_str!("fence.lua"), include_str!("write.lua"));
 
 /// Advances a checkpoint, only ever forwards.
-const CHECKPOINT_SCRIPT: &str = include_str!("checkpoint.lua");
+const CHECKPOINT_SCRIPT: &str = concat!(include_str!("fence.lua"), include_str!("checkpoint.lua"));
 
 /// Updates aggregation tiles with the checkpoint, atomically.
-const TILES_SCRIPT: &str = include_str!("tiles.lua");
+const TILES_SCRIPT: &str = concat!(include_str!("fence.lua"), include_str!("tiles.lua"));
+
+/// Fences a shard for a new lease owner.
+const TAKE_SCRIPT: &str = concat!(include_str!("fence.lua"), include_str!("take.lua"));
+
+/// What the scripts answer when the writer's fencing token is below the
+/// shard's: a newer lease owner writes the shard now.
+const FENCED: i64 = -3;
 
 /// The Redis online store.
 pub struct RedisStore {
@@ -52,6 +59,7 @@ pub struct RedisStore {
     write_script: redis::Script,
     checkpoint_script: redis::Script,
     tiles_script: redis::Script,
+    take_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -70,10 +78,14 @@ impl RedisStore {
         Ok(RedisStore {
             project: project.to_owned(),
             key_ttl_seconds: config.key_ttl_seconds,
-            pool: Pool::new(client, &[WRITE_SCRIPT, CHECKPOINT_SCRIPT, TILES_SCRIPT]),
+            pool: Pool::new(
+                client,
+                &[WRITE_SCRIPT, CHECKPOINT_SCRIPT, TILES_SCRIPT, TAKE_SCRIPT],
+            ),
             write_script: redis::Script::new(WRITE_SCRIPT),
             checkpoint_script: redis::Script::new(CHECKPOINT_SCRIPT),
             tiles_script: redis::Script::new(TILES_SCRIPT),
+            take_script: redis::Script::new(TAKE_SCRIPT),
         })
     }
 
@@ -89,11 +101,20 @@ impl RedisStore {
         format!("feast_rs:{}:{what}", self.project)
     }
 
-    fn checkpoint_key(&self, cp: &CheckpointUpdate<'_>) -> String {
-        self.internal_key(&format!(
-            "checkpoint:{}:{}:{}",
-            cp.consumer, cp.stream, cp.shard
-        ))
+    fn checkpoint_key(&self, consumer: &str, stream: &str, shard: &str) -> String {
+        self.internal_key(&format!("checkpoint:{consumer}:{stream}:{shard}"))
+    }
+
+    /// The hash whose `lease` field fences writes of `checkpoint`'s shard,
+    /// and the writer's token (0 without a lease: nothing is checked).
+    fn fence_of(&self, checkpoint: Option<&CheckpointUpdate<'_>>) -> (String, u64) {
+        match checkpoint {
+            Some(cp) => (
+                self.checkpoint_key(cp.consumer, cp.stream, cp.shard),
+                cp.fence.unwrap_or(0),
+            ),
+            None => (self.internal_key("unfenced"), 0),
+        }
     }
 
     /// Every entity hash of the project: their keys end with its name
@@ -109,8 +130,15 @@ impl RedisStore {
         scan.iter::<Vec<u8>>(c)?.collect()
     }
 
-    /// Pipelined script calls writing `batch` for `view`.
-    fn add_writes(&self, pipe: &mut redis::Pipeline, view: &FeatureViewDef, batch: &OnlineBatch) {
+    /// Pipelined script calls writing `batch` for `view`, fenced by
+    /// `fence` (the checkpoint hash and the writer's token).
+    fn add_writes(
+        &self,
+        pipe: &mut redis::Pipeline,
+        view: &FeatureViewDef,
+        batch: &OnlineBatch,
+        fence: &(String, u64),
+    ) {
         let ts_field = timestamp_field(view.name);
         let created = created_field(view.name);
         let fields: Vec<[u8; 4]> = batch
@@ -123,14 +151,19 @@ impl RedisStore {
         for start in (0..batch.len()).step_by(CHUNK) {
             let end = (start + CHUNK).min(batch.len());
             let cmd = pipe.cmd("EVALSHA");
-            cmd.arg(self.write_script.get_hash()).arg(end - start);
+            cmd.arg(self.write_script.get_hash())
+                .arg(1 + end - start)
+                .arg(&fence.0);
             for row in start..end {
                 key.clear();
                 key.extend_from_slice(&batch.entity_keys[row]);
                 key.extend_from_slice(self.project.as_bytes());
                 cmd.arg(&key[..]);
             }
-            cmd.arg(&ts_field).arg(&created).arg(fields.len());
+            cmd.arg(fence.1)
+                .arg(&ts_field)
+                .arg(&created)
+                .arg(fields.len());
             for f in &fields {
                 cmd.arg(&f[..]);
             }
@@ -159,6 +192,15 @@ impl RedisStore {
     }
 }
 
+/// The error of a write refused for its fencing token.
+fn fenced(checkpoint: Option<&CheckpointUpdate<'_>>, token: u64) -> Error {
+    Error::Fenced {
+        shard: checkpoint.map(|cp| cp.shard.to_owned()).unwrap_or_default(),
+        token,
+        current: None,
+    }
+}
+
 impl OnlineStore for RedisStore {
     fn write(&self, view: &FeatureViewDef, batch: &OnlineBatch) -> Result<WriteStats> {
         Ok(self.write_batches(&[(view, batch)], None)?.remove(0))
@@ -169,9 +211,10 @@ impl OnlineStore for RedisStore {
         writes: &[(&FeatureViewDef, &OnlineBatch)],
         checkpoint: Option<&CheckpointUpdate<'_>>,
     ) -> Result<Vec<WriteStats>> {
+        let fence = self.fence_of(checkpoint);
         let mut pipe = redis::pipe();
         for (view, batch) in writes.iter().filter(|(_, b)| b.tiles.is_none()) {
-            self.add_writes(&mut pipe, view, batch);
+            self.add_writes(&mut pipe, view, batch, &fence);
         }
         let tiled: Vec<(&FeatureViewDef, &TileBatch)> = writes
             .iter()
@@ -196,6 +239,9 @@ impl OnlineStore for RedisStore {
                 written => written,
             })?
         };
+        if written.contains(&FENCED) {
+            return Err(fenced(checkpoint, fence.1));
+        }
         // Tiles with the checkpoint, in one script; otherwise the checkpoint
         // alone, only after every row above is acknowledged.
         let mut tile_stats = if tiled.is_empty() {
@@ -205,11 +251,11 @@ impl OnlineStore for RedisStore {
         }
         .into_iter();
         if let Some(cp) = checkpoint.filter(|_| tiled.is_empty()) {
-            let key = self.checkpoint_key(cp);
             let now = chrono::Utc::now().to_rfc3339();
-            self.pool.with_conn(|c| {
+            let answer = self.pool.with_conn(|c| {
                 self.checkpoint_script
-                    .key(&key)
+                    .key(&fence.0)
+                    .arg(fence.1)
                     .arg(cp.sequence_number.unwrap_or(""))
                     .arg(if cp.finished { "1" } else { "0" })
                     .arg(cp.records)
@@ -217,6 +263,9 @@ impl OnlineStore for RedisStore {
                     .arg(super::watermarks_text(cp.watermarks).unwrap_or_default())
                     .invoke::<i64>(c)
             })?;
+            if answer == FENCED {
+                return Err(fenced(checkpoint, fence.1));
+            }
         }
         // Script calls come back in order, CHUNK entities each.
         let mut calls = written.into_iter();
@@ -237,7 +286,7 @@ impl OnlineStore for RedisStore {
     }
 
     fn checkpoint(&self, consumer: &str, stream: &str, shard: &str) -> Result<Option<Checkpoint>> {
-        let key = self.internal_key(&format!("checkpoint:{consumer}:{stream}:{shard}"));
+        let key = self.checkpoint_key(consumer, stream, shard);
         type Fields = (Option<String>, Option<String>, Option<u64>, Option<String>);
         let (seq, finished, records, watermarks): Fields = self.pool.with_conn(|c| {
             redis::cmd("HMGET")
@@ -257,6 +306,21 @@ impl OnlineStore for RedisStore {
             records: records.unwrap_or(0),
             watermarks: super::parse_watermarks(watermarks.as_deref()),
         }))
+    }
+
+    fn fence(&self, consumer: &str, stream: &str, shard: &str, token: u64) -> Result<()> {
+        let key = self.checkpoint_key(consumer, stream, shard);
+        let current: u64 = self
+            .pool
+            .with_conn(|c| self.take_script.key(&key).arg(token).invoke(c))?;
+        if current > token {
+            return Err(Error::Fenced {
+                shard: shard.to_owned(),
+                token,
+                current: Some(current),
+            });
+        }
+        Ok(())
     }
 
     fn read(

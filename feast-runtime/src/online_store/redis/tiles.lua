@@ -5,9 +5,12 @@
 -- batch is never counted twice.
 --
 -- KEYS[1]: the checkpoint hash; KEYS[2..]: the entity hashes.
--- ARGV: has checkpoint (0/1), sequence number, finished (0/1), records,
--- the time, key ttl seconds, the watermarks ('' for none); then per entity: n, (field, expected value or
--- '' for absent) x n; n, (field, value) x n; n, field x n to delete.
+-- ARGV: the fencing token (fence.lua; -3 when fenced off), has checkpoint
+-- (0/1), sequence number, finished (0/1), records, the time, key ttl
+-- seconds, the watermarks ('' for none); then per entity: n, (field,
+-- expected value or '' for absent) x n; n, (field, value) x n; n, field x n
+-- to delete. The checkpoint's `written_by` keeps the token of the write.
+if fenced(KEYS[1]) then return -3 end
 local has_cp, seq, ttl = ARGV[1] == '1', ARGV[2], tonumber(ARGV[6])
 if has_cp and seq ~= '' then
   local cur = redis.call('HGET', KEYS[1], 'sequence_number')
@@ -45,5 +48,6 @@ if has_cp then
   redis.call('HINCRBY', KEYS[1], 'records', ARGV[4])
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[5])
   if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'watermarks', ARGV[7]) end
+  if token > 0 then redis.call('HSET', KEYS[1], 'written_by', token) end
 end
 return written

@@ -57,7 +57,7 @@ impl RedisStore {
         writes: &[(&FeatureViewDef, &TileBatch)],
         checkpoint: Option<&CheckpointUpdate<'_>>,
     ) -> Result<Vec<WriteStats>> {
-        let cp_key = checkpoint.map(|cp| self.checkpoint_key(cp));
+        let (fence_key, token) = self.fence_of(checkpoint);
         for _ in 0..ATTEMPTS {
             // Read what each entity's update depends on.
             let mut pipe = redis::pipe();
@@ -94,12 +94,13 @@ impl RedisStore {
             // puts and deletes.
             let mut cmd = redis::cmd("EVALSHA");
             cmd.arg(self.tiles_script.get_hash()).arg(1 + asked.len());
-            cmd.arg(cp_key.as_deref().unwrap_or("feast_rs:none"));
+            cmd.arg(&fence_key);
             for (_, batch) in writes {
                 for e in &batch.folded.entities {
                     cmd.arg(self.redis_key(&e.key));
                 }
             }
+            cmd.arg(token);
             match checkpoint {
                 Some(cp) => cmd
                     .arg("1")
@@ -176,6 +177,7 @@ impl RedisStore {
                 answer => answer,
             })?;
             match answer {
+                super::FENCED => return Err(super::fenced(checkpoint, token)),
                 -2 => continue,
                 -1 => {
                     return Ok(writes.iter().map(|_| WriteStats::default()).collect());

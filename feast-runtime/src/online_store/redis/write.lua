@@ -1,10 +1,12 @@
 -- Replaces a view's fields of each entity when the new event is newer.
 --
--- KEYS: the entity hashes. ARGV: `_ts:view`, `_created:view`, the number of
--- features F, the F field names, the key ttl (0 for none), then per entity:
--- event seconds, event nanos, `created@event` (microseconds each, created
--- -1 for none), the Timestamp bytes, the F values. Returns how many
--- entities were written.
+-- KEYS: the shard's checkpoint hash (for the fencing token), then the
+-- entity hashes. ARGV: the fencing token (fence.lua), `_ts:view`,
+-- `_created:view`, the number of features F, the F field names, the key
+-- ttl (0 for none), then per entity: event seconds, event nanos,
+-- `created@event` (microseconds each, created -1 for none), the Timestamp
+-- bytes, the F values. Returns how many entities were written, or -3 when
+-- the token is fenced off (nothing written).
 --
 -- `_created:view` holds `created@event`: the created time counts only while
 -- `_ts:view` still holds that event. A writer that leaves `_created` alone
@@ -32,6 +34,7 @@ local function timestamp(s)
   end
   return secs, nanos
 end
+if fenced(table.remove(KEYS, 1)) then return -3 end
 local ts_field, created_field = ARGV[1], ARGV[2]
 local nf = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4 + nf])

@@ -110,6 +110,7 @@ mod tests {
             finished,
             records,
             watermarks,
+            fence: None,
         }
     }
 
