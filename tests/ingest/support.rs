@@ -107,6 +107,8 @@ pub(crate) struct Repo {
     pub(crate) dir: TempRepo,
     pub(crate) bin: &'static str,
     pub(crate) endpoint: String,
+    /// More environment for every command (a DynamoDB endpoint).
+    pub(crate) env: Vec<(&'static str, String)>,
 }
 
 impl Repo {
@@ -131,6 +133,7 @@ impl Repo {
             dir,
             bin,
             endpoint: endpoint.to_owned(),
+            env: Vec::new(),
         };
         let r = repo.run(&["apply"]);
         assert_eq!(r.code, Some(0), "apply: {}", r.stderr);
@@ -148,7 +151,7 @@ impl Repo {
             .env_remove("FEAST_REPO_PATH")
             .env_remove("FEAST_KINESIS_ENDPOINT_URL")
             .env("RUST_LOG", "warn");
-        for (k, v) in aws_env(&self.endpoint) {
+        for (k, v) in aws_env(&self.endpoint).into_iter().chain(self.env.clone()) {
             cmd.env(k, v);
         }
         cmd

@@ -48,6 +48,10 @@ impl Fault {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Operation -> the fault every call gets, until cleared.
+    always: BTreeMap<String, Fault>,
+    /// Every connection is dropped unanswered (a partition).
+    down: bool,
     /// Operation (`GetRecords`) -> faults still to answer with, in order.
     planned: BTreeMap<String, Vec<Fault>>,
     /// (operation, call number from 0) -> the fault that call gets.
@@ -114,6 +118,29 @@ impl FaultProxy {
             .unwrap()
             .at
             .insert((operation.to_owned(), index), fault);
+    }
+
+    /// Answers every call of `operation` with `fault` until
+    /// [`clear`](Self::clear).
+    pub fn fail_all(&self, operation: &str, fault: Fault) {
+        self.state
+            .lock()
+            .unwrap()
+            .always
+            .insert(operation.to_owned(), fault);
+    }
+
+    /// Drops every call unanswered (the service unreachable) until
+    /// [`clear`](Self::clear).
+    pub fn partition(&self) {
+        self.state.lock().unwrap().down = true;
+    }
+
+    /// Ends [`fail_all`](Self::fail_all) and [`partition`](Self::partition).
+    pub fn clear(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.always.clear();
+        s.down = false;
     }
 
     /// When each call of `operation` arrived.
@@ -216,6 +243,10 @@ fn serve(mut client: TcpStream, upstream: u16, state: &Mutex<State>) {
             .header("x-amz-target")
             .and_then(|t| t.rsplit('.').next().map(str::to_owned))
             .unwrap_or_default();
+        if state.lock().unwrap().down {
+            let _ = client.shutdown(Shutdown::Both);
+            return;
+        }
         let fault = {
             let mut s = state.lock().unwrap();
             let calls = s.calls.entry(operation.clone()).or_default();
@@ -224,7 +255,8 @@ fn serve(mut client: TcpStream, upstream: u16, state: &Mutex<State>) {
             let planned = s.planned.entry(operation.clone()).or_default();
             let fault = (!planned.is_empty())
                 .then(|| planned.remove(0))
-                .or_else(|| s.at.remove(&(operation.clone(), index)));
+                .or_else(|| s.at.remove(&(operation.clone(), index)))
+                .or_else(|| s.always.get(&operation).copied());
             if fault.is_some() {
                 *s.injected.entry(operation.clone()).or_default() += 1;
             }

@@ -1,7 +1,8 @@
-//! The Kinesis emulator (kinesalite) for tests: one private instance per
-//! test on a free loopback port, stopped when dropped (and by itself if the
-//! test process dies), plus a blocking client to create streams, put records
-//! and reshard.
+//! The Kinesis emulator (kinesalite) for tests, and the DynamoDB one
+//! (dynalite) for shard leases: one private instance per test on a free
+//! loopback port, stopped when dropped (and by itself if the test process
+//! dies), plus a blocking Kinesis client to create streams, put records and
+//! reshard.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,28 +16,46 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
 use crate::workspace_root;
 
-/// Where `scripts/kinesalite install` put the emulator (installing it on
-/// first use).
-fn install_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
+/// Which emulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Kinesalite,
+    Dynalite,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Kinesalite => "kinesalite",
+            Kind::Dynalite => "dynalite",
+        }
+    }
+}
+
+/// Where `scripts/{kinesalite,dynalite} install` put the emulator
+/// (installing it on first use).
+fn install_dir(kind: Kind) -> &'static Path {
+    static DIRS: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    DIRS[kind as usize].get_or_init(|| {
+        let name = kind.name();
         let out = Command::new("bash")
-            .arg(workspace_root().join("scripts/kinesalite"))
+            .arg(workspace_root().join(format!("scripts/{name}")))
             .arg("install")
             .stderr(Stdio::inherit())
             .output()
-            .expect("run scripts/kinesalite install");
+            .unwrap_or_else(|e| panic!("run scripts/{name} install: {e}"));
         assert!(
             out.status.success(),
-            "scripts/kinesalite install failed; the Kinesis tests need Node.js and npm"
+            "scripts/{name} install failed; the Kinesis tests need Node.js and npm"
         );
         PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
     })
 }
 
-/// A running kinesalite.
+/// A running kinesalite (or dynalite).
 #[derive(Debug)]
 pub struct Emulator {
+    kind: Kind,
     child: Option<Child>,
     /// Held open: the emulator exits when it closes.
     _stdin: Option<ChildStdin>,
@@ -47,19 +66,24 @@ pub struct Emulator {
 impl Emulator {
     /// An emulator keeping streams in memory.
     pub fn start() -> Emulator {
-        Emulator::spawn(0, None)
+        Emulator::spawn(Kind::Kinesalite, 0, None)
+    }
+
+    /// A DynamoDB emulator (dynalite), tables in memory.
+    pub fn dynalite() -> Emulator {
+        Emulator::spawn(Kind::Dynalite, 0, None)
     }
 
     /// An emulator keeping streams in LevelDB under `dir`, so that they
     /// survive [`Emulator::restart`].
     pub fn start_persistent(dir: &Path) -> Emulator {
-        Emulator::spawn(0, Some(dir.to_owned()))
+        Emulator::spawn(Kind::Kinesalite, 0, Some(dir.to_owned()))
     }
 
-    fn spawn(port: u16, data_dir: Option<PathBuf>) -> Emulator {
+    fn spawn(kind: Kind, port: u16, data_dir: Option<PathBuf>) -> Emulator {
         let mut cmd = Command::new("node");
-        cmd.arg(workspace_root().join("scripts/kinesalite.js"))
-            .arg(install_dir())
+        cmd.arg(workspace_root().join(format!("scripts/{}.js", kind.name())))
+            .arg(install_dir(kind))
             .arg(port.to_string())
             .env("FEAST_EXIT_WITH_STDIN", "1")
             .stdin(Stdio::piped())
@@ -79,8 +103,9 @@ impl Emulator {
             .trim()
             .strip_prefix("ready ")
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("kinesalite did not start: {line:?}"));
+            .unwrap_or_else(|| panic!("{} did not start: {line:?}", kind.name()));
         Emulator {
+            kind,
             child: Some(child),
             _stdin: stdin,
             port,
@@ -111,7 +136,9 @@ impl Emulator {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             // The port may linger briefly after the kill.
-            let e = std::panic::catch_unwind(|| Emulator::spawn(self.port, self.data_dir.clone()));
+            let e = std::panic::catch_unwind(|| {
+                Emulator::spawn(self.kind, self.port, self.data_dir.clone())
+            });
             match e {
                 Ok(mut e) => {
                     self.child = e.child.take();

@@ -40,6 +40,17 @@ impl Observed {
         self.seen = next;
     }
 
+    /// Records a round without a scan (the table unreachable or
+    /// throttled): what was not seen cannot be judged, so every lease's
+    /// clock starts again. After an outage that hit every worker, owners
+    /// renew before anyone counts their leases as expired: no lease changes
+    /// hands for an outage alone.
+    pub(crate) fn blind(&mut self, now: Instant) {
+        for (_, _, since) in self.seen.values_mut() {
+            *since = now;
+        }
+    }
+
     /// Whether `lease` is free to take at `now`: no owner, or unchanged for
     /// `duration`.
     pub(crate) fn expired(&self, lease: &Lease, now: Instant, duration: Duration) -> bool {
@@ -265,5 +276,9 @@ mod tests {
         assert!(!seen.expired(&l, t0 + d, d));
         assert!(seen.expired(&l, t0 + d / 2 + d, d));
         assert!(seen.expired(&lease("shardId-1", None), t0, d));
+        // A round without a scan starts every clock again.
+        seen.blind(t0 + d);
+        assert!(!seen.expired(&l, t0 + d + d / 2, d));
+        assert!(seen.expired(&l, t0 + d + d, d));
     }
 }

@@ -223,9 +223,12 @@ impl<C: StreamConsumer> LeaseRun<C> {
                     }
                 }
             };
-            if let Some(leases) = leases {
-                observed.observe(&leases, Instant::now().into_std());
-                self.balance(&leases, &observed, &mut held).await;
+            match leases {
+                Some(leases) => {
+                    observed.observe(&leases, Instant::now().into_std());
+                    self.balance(&leases, &observed, &mut held).await;
+                }
+                None => observed.blind(Instant::now().into_std()),
             }
             self.start_readers(&mut held, &mut read).await;
             self.pipeline

@@ -410,8 +410,8 @@ impl LeaseTable {
         }
         let mut condition = String::from("leaseCounter = :counter");
         if let Some((clause, placeholder, value)) = extra {
-            condition.push_str(" AND ");
-            condition.push_str(clause);
+            // In parentheses: AND binds tighter than OR.
+            condition.push_str(&format!(" AND ({clause})"));
             call = call.expression_attribute_values(placeholder, value);
         }
         call.update_expression(expr)
