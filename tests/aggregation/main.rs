@@ -609,3 +609,131 @@ fn the_ttl_applies_to_the_newest_event(backend: Backend) {
     );
     assert_eq!(reference::cell(&df, "rides_today", 1), Value::Null);
 }
+
+/// Two workers on one shard, in one process: the first loses its lease to
+/// the second, which fences the shard and carries on from the checkpoint.
+/// The first's next batch (a zombie's) is refused whole: no tile, no row,
+/// no checkpoint, no offline file; every event counts once.
+#[test]
+fn a_zombie_batch_is_refused_whole_after_the_new_owner_fences() {
+    use feast_runtime::online_store::Error as StoreError;
+    let mut rng = Rng::new(5);
+    let mut setup = Setup::new(Backend::Redis, "zombie");
+    let (stream, _) = reference::events(&mut rng, 160, 0);
+    let end = stream.iter().map(|e| e.ts_us).max().unwrap();
+    let records = setup.records(&stream);
+    let online = setup.store.online_store();
+    // The first owner, token 1, commits records 0..60.
+    online.fence("zombie", STREAM, SHARD, 1).unwrap();
+    setup
+        .pipeline
+        .process_fenced(STREAM, SHARD, &records[..60], false, 0, Some(1))
+        .unwrap();
+    // The second takes the lease (token 2) in another process: it fences
+    // the shard, then reads on from the checkpoint.
+    let other = Arc::new(FeatureStore::open(setup.repo.path()).unwrap());
+    let source = other.registry().data_source("rides_stream").unwrap();
+    let views = other
+        .registry()
+        .feature_views()
+        .filter(|v| std::ptr::eq(v.source, source))
+        .collect();
+    let owner = Pipeline::new(
+        other.clone(),
+        source,
+        views,
+        Writes::Declared,
+        Arc::new(Metrics::default()),
+    );
+    other
+        .online_store()
+        .fence("zombie", STREAM, SHARD, 2)
+        .unwrap();
+    let from = other
+        .online_store()
+        .checkpoint("zombie", STREAM, SHARD)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        from.sequence_number.as_deref(),
+        Some(records[59].sequence_number.as_str())
+    );
+    owner
+        .process_fenced(STREAM, SHARD, &records[60..80], false, 0, Some(2))
+        .unwrap();
+    // The zombie wakes up with the batch it had read, which reaches past
+    // the new owner's checkpoint.
+    let refused =
+        setup
+            .pipeline
+            .process_fenced(STREAM, SHARD, &records[60..100], false, 0, Some(1));
+    assert!(
+        matches!(
+            refused,
+            Err(feast_runtime::ingest::pipeline::Error::Online(
+                StoreError::Fenced { token: 1, .. }
+            ))
+        ),
+        "{refused:?}"
+    );
+    // The same refusal inside the store's own script, for a write that
+    // reached the store (its check before the write passed, then the
+    // lease was taken): tiles and checkpoint refused together.
+    let view = setup.store.registry().feature_view("rides").unwrap();
+    let out = setup
+        .store
+        .transform(view, &frame(&stream[80..100]))
+        .unwrap();
+    let tiles = feast_runtime::online_store::OnlineBatch::from_events(
+        view,
+        &out,
+        feast_runtime::aggregate::stored::Part::Stream,
+    )
+    .unwrap();
+    let late_commit = feast_runtime::online_store::CheckpointUpdate {
+        consumer: "zombie",
+        stream: STREAM,
+        shard: SHARD,
+        sequence_number: Some(&records[99].sequence_number),
+        finished: false,
+        records: 20,
+        watermarks: &[],
+        fence: Some(1),
+    };
+    let refused = online.write_batches(&[(view, &tiles)], Some(&late_commit));
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { token: 1, .. })),
+        "{refused:?}"
+    );
+    owner
+        .process_fenced(STREAM, SHARD, &records[80..], false, 0, Some(2))
+        .unwrap();
+    let committed = online.checkpoint("zombie", STREAM, SHARD).unwrap().unwrap();
+    assert_eq!(committed.records, stream.len() as u64);
+    // The log: the first owner's file and the second's, nothing of the
+    // zombie's batch.
+    let mut files: Vec<String> = std::fs::read_dir(setup.repo.path().join("data/rides"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let name = |from: usize, to: usize, token: u64| {
+        format!(
+            "{STREAM}-{SHARD}-{}-{}-L{token}.parquet",
+            records[from].sequence_number, records[to].sequence_number
+        )
+    };
+    assert_eq!(
+        files,
+        [name(0, 59, 1), name(60, 79, 2), name(80, 159, 2)],
+        "offline log"
+    );
+    let expected: Vec<_> = [1, 2, 3]
+        .iter()
+        .map(|&r| reference::values(&stream, r, end).unwrap())
+        .collect();
+    for (got, want) in setup.online(&[1, 2, 3], end).iter().zip(&expected) {
+        let got: Vec<Value> = got.iter().map(|(v, _)| v.clone()).collect();
+        assert_eq!(&got, want);
+    }
+}
