@@ -301,9 +301,10 @@ pub(super) fn leases(
                 l.counter.to_string(),
                 l.checkpoint.clone(),
                 match (l.owner.as_ref(), l.behind_ms) {
-                    (_, _) if l.is_finished() => "-".into(),
-                    (Some(_), Some(ms)) => format!("{:.1} s", ms as f64 / 1000.0),
-                    _ => "?".into(),
+                    (Some(_), Some(ms)) if !l.is_finished() => {
+                        format!("{:.1} s", ms as f64 / 1000.0)
+                    }
+                    _ => "-".into(),
                 },
                 match age(&l.last_renewal) {
                     Some(s) if l.owner.is_some() => format!("{s:.1} s ago"),
