@@ -1,7 +1,8 @@
 //! What the benchmark binaries share.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// User and system CPU time of this process so far (Linux `/proc`), so a
 /// figure can be given per CPU-second beside wall time.
@@ -32,4 +33,37 @@ pub fn sqlite_repo(name: &str) -> PathBuf {
     )
     .expect("feature_store.yaml written");
     dir
+}
+
+/// A private redis-server on a free loopback port; killed when dropped.
+#[derive(Debug)]
+pub struct Redis(Child, pub u16);
+
+impl Redis {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server (scripts/bench installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Redis(child, port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

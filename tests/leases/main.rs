@@ -1091,3 +1091,34 @@ fn leases_refuse_the_embedded_store() {
         r.stderr
     );
 }
+
+/// A lease table nobody answers for: one line that says where and what to
+/// set, after a few seconds of retries, not an endless loop.
+#[test]
+fn an_unreachable_lease_table_is_a_clear_error_at_start() {
+    let kinesalite = Emulator::start();
+    Kinesis::new(&kinesalite.endpoint()).create_stream(STREAM, 1);
+    let redis = RedisServer::start();
+    let mut repo = Repo::with_config(
+        &feast_tests::example_redis_config(PROJECT, &redis.connection_string()),
+        support::EXAMPLE,
+        &kinesalite.endpoint(),
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    repo.env.push(("AWS_ENDPOINT_URL_DYNAMODB", endpoint.clone()));
+    let started = Instant::now();
+    let r = repo.run(&["ingest", "--lease-table", TABLE]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("cannot reach DynamoDB at {endpoint}"))
+            && r.stderr.contains("AWS_ENDPOINT_URL_DYNAMODB"),
+        "{}",
+        r.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}

@@ -202,7 +202,10 @@ impl LeaseTable {
         }
         let message = match &code {
             Some(c) => format!("{c}: {message}"),
-            None => format!("{message} (at {})", self.endpoint),
+            None => format!(
+                "cannot reach DynamoDB at {}: {message}; for a local emulator set AWS_ENDPOINT_URL_DYNAMODB",
+                self.endpoint
+            ),
         };
         if retryable(code.as_deref()) {
             TableError::Unavailable {
@@ -218,8 +221,24 @@ impl LeaseTable {
     }
 
     /// Creates the table (on-demand billing) unless it exists, and waits
-    /// until it is active.
+    /// until it is active. A table throttled or unreachable is tried four
+    /// more times within about four seconds, then reported.
     pub async fn ensure(&self) -> Result<(), TableError> {
+        let mut wait = Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            match self.ensure_once().await {
+                Err(TableError::Unavailable { .. }) if attempt < 5 => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn ensure_once(&self) -> Result<(), TableError> {
         let exists = self
             .client
             .describe_table()
