@@ -1110,15 +1110,21 @@ fn an_unreachable_lease_table_is_a_clear_error_at_start() {
         .unwrap()
         .port();
     let endpoint = format!("http://127.0.0.1:{closed}");
-    repo.env.push(("AWS_ENDPOINT_URL_DYNAMODB", endpoint.clone()));
+    repo.env
+        .push(("AWS_ENDPOINT_URL_DYNAMODB", endpoint.clone()));
     let started = Instant::now();
     let r = repo.run(&["ingest", "--lease-table", TABLE]);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(
-        r.stderr.contains(&format!("cannot reach DynamoDB at {endpoint}"))
+        r.stderr
+            .contains(&format!("cannot reach DynamoDB at {endpoint}"))
             && r.stderr.contains("AWS_ENDPOINT_URL_DYNAMODB"),
         "{}",
         r.stderr
     );
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -184,7 +184,10 @@ impl Local {
             {
                 return addr.trim_end_matches("/metrics").to_owned();
             }
-            assert!(Instant::now() < deadline, "{name} serves no metrics:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "{name} serves no metrics:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -232,11 +235,7 @@ impl Local {
             .filter_map(|i| {
                 store
                     .online_store()
-                    .checkpoint(
-                        "driver_stats",
-                        "driver_stats",
-                        &format!("shardId-{i:012}"),
-                    )
+                    .checkpoint("driver_stats", "driver_stats", &format!("shardId-{i:012}"))
                     .ok()
                     .flatten()
             })

@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Instant;
 
+use feast_benches::Redis;
 use feast_example_driver_stats::data;
 use feast_runtime::chrono::{DateTime, Utc};
 use feast_runtime::feature_store::FeatureStore;
 use feast_runtime::offline_store;
-use feast_benches::Redis;
 
 const DRIVERS: usize = 10_000;
 const HOURS: usize = 100;
