@@ -245,6 +245,29 @@ impl Repo {
             .collect()
     }
 
+    /// The example stream view's `conv_percentage` of each driver as
+    /// `get-online --json` serves it, from whichever online store the repo
+    /// has (`None` for a null or missing value).
+    pub(crate) fn served_conv_percentages(&self, drivers: &[i64]) -> Vec<Option<f32>> {
+        let ids: Vec<String> = drivers.iter().map(i64::to_string).collect();
+        let r = self.run(&[
+            "get-online",
+            "--features",
+            "driver_hourly_stats_stream:conv_percentage",
+            "--entity",
+            &format!("driver_id={}", ids.join(",")),
+            "--json",
+        ]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v["results"][1]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().map(|f| f as f32))
+            .collect()
+    }
+
     /// Checkpoints: shard -> (records committed, finished).
     pub(crate) fn checkpoints(&self, stream: &str) -> BTreeMap<String, (u64, bool)> {
         let db = self.db();

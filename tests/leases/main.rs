@@ -394,23 +394,8 @@ impl Cluster {
     /// `get-online`), and the offline log holds each record once.
     fn assert_ground_truth(&self, records: &[Rec]) {
         let want = newest_per_driver(records);
-        let ids: Vec<String> = want.keys().map(i64::to_string).collect();
-        let r = self.repo.run(&[
-            "get-online",
-            "--features",
-            &format!("{VIEW}:conv_percentage"),
-            "--entity",
-            &format!("driver_id={}", ids.join(",")),
-            "--json",
-        ]);
-        assert_eq!(r.code, Some(0), "{}", r.stderr);
-        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-        let got: Vec<Option<f32>> = v["results"][1]["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().map(|f| f as f32))
-            .collect();
+        let drivers: Vec<i64> = want.keys().copied().collect();
+        let got = self.repo.served_conv_percentages(&drivers);
         let expected: Vec<Option<f32>> = want.values().map(|r| Some(r.conv_percentage())).collect();
         assert_eq!(got, expected, "online values");
         let all: Vec<&Rec> = records.iter().collect();
@@ -623,31 +608,21 @@ impl Watcher {
             t.join().unwrap();
         }
         let w = self.seen.lock().unwrap().clone();
-        assert_eq!(
-            w.checkpoint_backwards,
-            Vec::<String>::new(),
-            "checkpoints moved back"
-        );
-        assert_eq!(
-            w.stale_writes,
-            Vec::<String>::new(),
-            "a lost lease's write landed after the new owner's"
-        );
-        assert_eq!(
-            w.regressions,
-            Vec::<String>::new(),
-            "online values regressed"
-        );
-        assert_eq!(
-            w.lease_backwards,
-            Vec::<String>::new(),
-            "lease checkpoints moved back"
-        );
-        assert_eq!(
-            w.child_before_parent,
-            Vec::<String>::new(),
-            "a child leased before its parents ended"
-        );
+        for (what, found) in [
+            ("checkpoints moved back", &w.checkpoint_backwards),
+            (
+                "a lost lease's write landed after the new owner's",
+                &w.stale_writes,
+            ),
+            ("online values regressed", &w.regressions),
+            ("lease checkpoints moved back", &w.lease_backwards),
+            (
+                "a child leased before its parents ended",
+                &w.child_before_parent,
+            ),
+        ] {
+            assert!(found.is_empty(), "{what}: {found:#?}");
+        }
         assert!(
             w.samples.len() > 5,
             "too few lease samples: {}",

@@ -485,13 +485,7 @@ impl LeaseTable {
                 AttributeValue::N(behind_ms.to_string()),
             ),
         ];
-        if let Some(seq) = checkpoint {
-            set.push(("checkpoint", AttributeValue::S(seq.to_owned())));
-            set.push((
-                "ownerSwitchesSinceCheckpoint",
-                AttributeValue::N("0".into()),
-            ));
-        }
+        set.extend(progress(checkpoint));
         self.update(
             stream,
             shard,
@@ -536,14 +530,7 @@ impl LeaseTable {
         counter: u64,
         checkpoint: Option<&str>,
     ) -> Result<u64, TableError> {
-        let mut set = Vec::new();
-        if let Some(seq) = checkpoint {
-            set.push(("checkpoint", AttributeValue::S(seq.to_owned())));
-            set.push((
-                "ownerSwitchesSinceCheckpoint",
-                AttributeValue::N("0".into()),
-            ));
-        }
+        let set = progress(checkpoint);
         self.update(
             stream,
             shard,
@@ -595,6 +582,20 @@ impl LeaseTable {
             },
         }
     }
+}
+
+/// The attributes a committed position sets: the checkpoint, and no owner
+/// switch since.
+fn progress(checkpoint: Option<&str>) -> Vec<(&'static str, AttributeValue)> {
+    checkpoint.map_or_else(Vec::new, |seq| {
+        vec![
+            ("checkpoint", AttributeValue::S(seq.to_owned())),
+            (
+                "ownerSwitchesSinceCheckpoint",
+                AttributeValue::N("0".into()),
+            ),
+        ]
+    })
 }
 
 fn owned_by(worker: &str) -> (&'static str, &'static str, AttributeValue) {
