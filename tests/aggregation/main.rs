@@ -115,6 +115,23 @@ fn config(
     )
 }
 
+/// The batch path of the rides stream and its views, as `ingest` builds it.
+fn stream_pipeline(store: Arc<FeatureStore>) -> Pipeline {
+    let source = store.registry().data_source("rides_stream").unwrap();
+    let views = store
+        .registry()
+        .feature_views()
+        .filter(|v| std::ptr::eq(v.source, source))
+        .collect();
+    Pipeline::new(
+        store,
+        source,
+        views,
+        Writes::Declared,
+        Arc::new(Metrics::default()),
+    )
+}
+
 struct Setup {
     repo: TempRepo,
     redis: Option<feast_tests::redis::RedisServer>,
@@ -129,19 +146,7 @@ impl Setup {
         let repo = TempRepo::with_config(&config(project, backend, redis.as_ref()));
         std::fs::create_dir_all(repo.path().join("data/rides")).unwrap();
         let store = Arc::new(FeatureStore::open(repo.path()).unwrap());
-        let source = store.registry().data_source("rides_stream").unwrap();
-        let views = store
-            .registry()
-            .feature_views()
-            .filter(|v| std::ptr::eq(v.source, source))
-            .collect();
-        let pipeline = Pipeline::new(
-            store.clone(),
-            source,
-            views,
-            Writes::Declared,
-            Arc::new(Metrics::default()),
-        );
+        let pipeline = stream_pipeline(store.clone());
         Setup {
             repo,
             redis,
@@ -632,19 +637,7 @@ fn a_zombie_batch_is_refused_whole_after_the_new_owner_fences() {
     // The second takes the lease (token 2) in another process: it fences
     // the shard, then reads on from the checkpoint.
     let other = Arc::new(FeatureStore::open(setup.repo.path()).unwrap());
-    let source = other.registry().data_source("rides_stream").unwrap();
-    let views = other
-        .registry()
-        .feature_views()
-        .filter(|v| std::ptr::eq(v.source, source))
-        .collect();
-    let owner = Pipeline::new(
-        other.clone(),
-        source,
-        views,
-        Writes::Declared,
-        Arc::new(Metrics::default()),
-    );
+    let owner = stream_pipeline(other.clone());
     other
         .online_store()
         .fence("zombie", STREAM, SHARD, 2)
