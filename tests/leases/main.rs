@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use feast_runtime::chrono::{DateTime, Utc};
 use feast_runtime::definition::{JoinKeyValue, serialize_entity_key};
 use feast_runtime::online_store::sequence_after;
 use feast_tests::fault_proxy::{Fault, FaultProxy};
@@ -37,6 +38,9 @@ const TABLE: &str = "driver_stats_leases";
 /// The lease duration the workers run with, in seconds.
 const LEASE_S: u64 = 4;
 const LEASE: Duration = Duration::from_secs(LEASE_S);
+/// How long a scenario's set-up may take to balance (the bounds under test
+/// are two lease durations, asserted where they are measured).
+const SETTLE: Duration = Duration::from_secs(4 * LEASE_S);
 /// Records a worker writes in one batch at most.
 const BATCH: u64 = 100;
 /// Drivers per round of records.
@@ -161,7 +165,7 @@ struct Watched {
 /// its workers.
 struct Cluster {
     _kinesalite: Emulator,
-    _dynalite: Emulator,
+    dynalite: Emulator,
     proxy: FaultProxy,
     kinesis: Kinesis,
     redis: RedisServer,
@@ -186,7 +190,7 @@ impl Cluster {
             .push(("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint()));
         Cluster {
             _kinesalite: kinesalite,
-            _dynalite: dynalite,
+            dynalite,
             proxy,
             kinesis,
             redis,
@@ -209,6 +213,30 @@ impl Cluster {
             all.extend(records);
         }
         all
+    }
+
+    /// Deletes the lease table under the workers (straight at dynalite).
+    fn drop_lease_table(&self) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "test", "test", None, None, "tests",
+                ))
+                .endpoint_url(self.dynalite.endpoint())
+                .load()
+                .await;
+            aws_sdk_dynamodb::Client::new(&shared)
+                .delete_table()
+                .table_name(TABLE)
+                .send()
+                .await
+                .unwrap();
+        });
     }
 
     fn log(&self, name: &str) -> std::path::PathBuf {
@@ -281,9 +309,15 @@ impl Cluster {
     }
 
     /// Asserts no two takes of a lease got the same counter: the table let
-    /// one worker at a time own each lease (from every worker's log).
+    /// one worker at a time own each lease (from every worker's log). A
+    /// table dropped at `dropped` starts its counters again: takes before
+    /// and after are told apart by the log lines' times.
     fn assert_takes_exclusive(&self) {
-        let mut takes: BTreeMap<(String, String), String> = BTreeMap::new();
+        self.assert_takes_exclusive_around(None);
+    }
+
+    fn assert_takes_exclusive_around(&self, dropped: Option<DateTime<Utc>>) {
+        let mut takes: BTreeMap<(String, String, bool), String> = BTreeMap::new();
         let field = |line: &str, name: &str| -> String {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(&format!("{name}=")))
@@ -303,7 +337,10 @@ impl Cluster {
                     continue;
                 }
                 n += 1;
-                let key = (field(line, "shard"), field(line, "counter"));
+                let at: Option<DateTime<Utc>> =
+                    line.split_whitespace().next().and_then(|t| t.parse().ok());
+                let after = dropped.is_some_and(|d| at.is_some_and(|t| t > d));
+                let key = (field(line, "shard"), field(line, "counter"), after);
                 if let Some(other) = takes.insert(key.clone(), worker.clone()) {
                     panic!("{key:?} taken by both {other} and {worker}");
                 }
@@ -752,7 +789,7 @@ fn a_paused_worker_writes_nothing_after_its_leases_are_taken() {
     let watch = c.watch();
     c.spawn("a");
     c.spawn("b");
-    c.wait_leases("both workers hold two shards", 2 * LEASE, |l| {
+    c.wait_leases("both workers hold two shards", SETTLE, |l| {
         let loads = Cluster::loads(l);
         l.len() == 4 && loads.get("a") == Some(&2) && loads.get("b") == Some(&2)
     });
@@ -814,6 +851,20 @@ fn the_store_refuses_a_stale_lease_token() {
         .fence(PROJECT, STREAM, "shardId-000000000000", 5)
         .unwrap();
     online.write_batches(&[], Some(&cp("100", 5))).unwrap();
+    // A take must bring a token above the shard's: an equal one may be an
+    // earlier owner's (a lease table made anew counts from 0 again).
+    let again = online.fence(PROJECT, STREAM, "shardId-000000000000", 5);
+    assert!(
+        matches!(
+            again,
+            Err(Error::Fenced {
+                token: 5,
+                current: Some(5),
+                ..
+            })
+        ),
+        "{again:?}"
+    );
     // A new owner fences with 7: the old owner's next commit is refused.
     online
         .fence(PROJECT, STREAM, "shardId-000000000000", 7)
@@ -912,7 +963,7 @@ fn scale_one_to_three_to_one_under_load() {
     let mut c = Cluster::start(6);
     let watch = c.watch();
     c.spawn("a");
-    c.wait_leases("one worker holds all six", 2 * LEASE, |l| {
+    c.wait_leases("one worker holds all six", SETTLE, |l| {
         l.len() == 6 && l.iter().all(|l| l.owner.as_deref() == Some("a"))
     });
     let producer = Producer::start(&c.endpoint(), 0, Duration::from_millis(100));
@@ -955,7 +1006,7 @@ fn a_rolling_restart_replays_at_most_one_batch_per_shard() {
         c.spawn(w);
     }
     let producer = Producer::start(&c.endpoint(), 0, Duration::from_millis(100));
-    c.wait_leases("every shard owned", 2 * LEASE, |l| {
+    c.wait_leases("every shard owned", SETTLE, |l| {
         l.len() == shards as usize && l.iter().all(|l| l.owner.is_some())
     });
     std::thread::sleep(Duration::from_secs(2));
@@ -994,7 +1045,7 @@ fn the_lease_table_throttled_or_unreachable_stops_writes_never_double_owns() {
     let watch = c.watch();
     c.spawn("a");
     c.spawn("b");
-    c.wait_leases("both workers hold two shards", 2 * LEASE, |l| {
+    c.wait_leases("both workers hold two shards", SETTLE, |l| {
         let loads = Cluster::loads(l);
         l.len() == 4 && loads.get("a") == Some(&2) && loads.get("b") == Some(&2)
     });
@@ -1102,4 +1153,59 @@ fn an_unreachable_lease_table_is_a_clear_error_at_start() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// The lease table dropped while two workers run: they make it anew, take
+/// the new leases (counters from 0), and raise each counter above the
+/// token Redis last saw before writing; nothing is lost or written twice.
+#[test]
+fn a_dropped_lease_table_is_made_anew_and_the_fence_still_holds() {
+    let _serial = serial();
+    let mut c = Cluster::start(4);
+    let watch = c.watch();
+    c.spawn("a");
+    c.spawn("b");
+    c.wait_leases("both workers hold two shards", SETTLE, |l| {
+        let loads = Cluster::loads(l);
+        l.len() == 4 && loads.get("a") == Some(&2) && loads.get("b") == Some(&2)
+    });
+    let producer = Producer::start(&c.endpoint(), 0, Duration::from_millis(100));
+    std::thread::sleep(Duration::from_secs(3));
+    let tokens: BTreeMap<String, u64> = checkpoints(&mut c.redis.client())
+        .into_iter()
+        .map(|(shard, cp)| (shard, cp.lease))
+        .collect();
+    let dropped = Utc::now();
+    c.drop_lease_table();
+    let back = c.wait_leases("every shard leased again", 4 * LEASE, |l| {
+        l.len() == 4 && l.iter().all(|l| l.owner.is_some())
+    });
+    eprintln!("leased again {back:?} after the table was dropped");
+    let committed = c.committed();
+    let start = Instant::now();
+    while c.committed() == committed {
+        assert!(start.elapsed() < 3 * LEASE, "ingestion did not resume");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let records = producer.finish();
+    c.wait_committed(records.len() as u64, Duration::from_secs(90));
+    watch.finish();
+    c.assert_takes_exclusive_around(Some(dropped));
+    // Every shard's token went on rising past what it was before the drop.
+    for (shard, cp) in checkpoints(&mut c.redis.client()) {
+        assert!(
+            cp.lease > tokens[&shard],
+            "{shard}: {} after {}",
+            cp.lease,
+            tokens[&shard]
+        );
+    }
+    let logs = c.worker_log("a") + &c.worker_log("b");
+    assert!(logs.contains("the lease table is gone"), "{logs}");
+    assert!(logs.contains("raised it"), "{logs}");
+    c.assert_ground_truth(&records);
+    c.assert_windows_exact();
+    c.stop("a");
+    c.stop("b");
 }

@@ -235,7 +235,7 @@ pub(super) fn leases(
     out: &mut impl Write,
     args: &LeasesArgs,
 ) -> anyhow::Result<ExitCode> {
-    use crate::ingest::lease::table::{LeaseTable, TableConfig};
+    use crate::ingest::lease::table::{LeaseTable, TableConfig, TableError};
     let store = open(cli)?;
     let config = store.config().kinesis.as_ref();
     let Some(name) = args
@@ -265,7 +265,13 @@ pub(super) fn leases(
         })
         .await;
         table.scan(None).await
-    })?;
+    });
+    let leases = match leases {
+        Err(e @ TableError::Missing { .. }) => {
+            bail!("{e}: `ingest --lease-table {name}` creates it")
+        }
+        other => other?,
+    };
     let now = chrono::Utc::now();
     let age = |t: &Option<String>| -> Option<f64> {
         let t = chrono::DateTime::parse_from_rfc3339(t.as_deref()?).ok()?;

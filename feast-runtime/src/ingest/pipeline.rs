@@ -598,7 +598,7 @@ impl Pipeline {
             // atomically, for a lease taken meanwhile).
             self.store
                 .online_store()
-                .fence(&self.consumer, stream, shard, token)?;
+                .check_fence(&self.consumer, stream, shard, token)?;
         }
         self.write_dead_letters(shard, records, &mut batch.letters)?;
         let logged = if self.writes_offline() {

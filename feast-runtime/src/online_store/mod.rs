@@ -375,6 +375,15 @@ pub(crate) fn parse_watermarks(text: Option<&str>) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// The refusal of a store that cannot fence the writes of several workers.
+fn not_shared(embedded: bool) -> Error {
+    Error::NotShared(if embedded {
+        "embedded SQLite"
+    } else {
+        "configured"
+    })
+}
+
 /// The operations every online store provides.
 pub trait OnlineStore: Send + Sync {
     /// Writes a batch; a value is only replaced by a newer one.
@@ -394,15 +403,18 @@ pub trait OnlineStore: Send + Sync {
     /// Fences a shard for a new lease owner whose token is `token`: from
     /// this call on, the store refuses every write of the shard with a lower
     /// token, so the checkpoint read after it is the last one an earlier
-    /// owner can commit. [`Error::Fenced`] when a higher token has written
-    /// already. A store written by one process only refuses
-    /// ([`Error::NotShared`]).
+    /// owner can commit. [`Error::Fenced`] unless `token` is above every
+    /// token the shard has seen. A store written by one process only
+    /// refuses ([`Error::NotShared`]).
     fn fence(&self, _consumer: &str, _stream: &str, _shard: &str, _token: u64) -> Result<()> {
-        Err(Error::NotShared(if self.is_embedded() {
-            "embedded SQLite"
-        } else {
-            "configured"
-        }))
+        Err(not_shared(self.is_embedded()))
+    }
+
+    /// [`Error::Fenced`] if a token above `token` has fenced the shard:
+    /// a cheap check before work that the write scripts check again,
+    /// atomically.
+    fn check_fence(&self, _consumer: &str, _stream: &str, _shard: &str, _token: u64) -> Result<()> {
+        Err(not_shared(self.is_embedded()))
     }
 
     /// Reads `features` of `view` for each serialized entity key, in order.

@@ -333,6 +333,22 @@ impl<C: StreamConsumer> LeaseRun<C> {
         let mut leases = match self.table.scan(Some(stream)).await {
             Ok(l) => l,
             Err(e @ TableError::Fatal { .. }) => return Err(Some(self.table_error(e))),
+            Err(TableError::Missing { .. }) => {
+                // Dropped under the workers: made anew, its leases come back
+                // from the shard list. Redis still holds the shards' highest
+                // tokens, so each new owner raises its counter above them
+                // before it writes.
+                tracing::warn!(
+                    stream,
+                    table = self.table.name(),
+                    "the lease table is gone; creating it again"
+                );
+                self.count("CreateTable");
+                if let Err(e) = self.table.ensure().await {
+                    tracing::warn!(stream, error = %e, "cannot create the lease table");
+                }
+                return Err(None);
+            }
             Err(e) => {
                 tracing::warn!(stream, error = %e, "cannot read the lease table");
                 return Err(None);

@@ -95,6 +95,14 @@ pub enum TableError {
     /// The condition did not hold: another worker changed the lease first.
     #[error("the lease changed meanwhile")]
     Changed,
+    /// The table does not exist (`ingest` creates it).
+    #[error("no lease table {table} at {endpoint}")]
+    Missing {
+        /// The table.
+        table: String,
+        /// Where it was looked for.
+        endpoint: String,
+    },
     /// The table could not be reached or refused for now (throttled,
     /// unreachable, timed out): try again later.
     #[error("lease table {table}: {message}")]
@@ -197,8 +205,15 @@ impl LeaseTable {
         e: &SdkError<E>,
     ) -> TableError {
         let (code, message) = code_and_message(e);
-        if code.as_deref() == Some("ConditionalCheckFailedException") {
-            return TableError::Changed;
+        match code.as_deref() {
+            Some("ConditionalCheckFailedException") => return TableError::Changed,
+            Some("ResourceNotFoundException") => {
+                return TableError::Missing {
+                    table: self.name.clone(),
+                    endpoint: self.endpoint.clone(),
+                };
+            }
+            _ => {}
         }
         let message = match &code {
             Some(c) => format!("{c}: {message}"),

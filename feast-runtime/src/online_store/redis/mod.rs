@@ -45,7 +45,7 @@ const CHECKPOINT_SCRIPT: &str = concat!(include_str!("fence.lua"), include_str!(
 const TILES_SCRIPT: &str = concat!(include_str!("fence.lua"), include_str!("tiles.lua"));
 
 /// Fences a shard for a new lease owner.
-const TAKE_SCRIPT: &str = concat!(include_str!("fence.lua"), include_str!("take.lua"));
+const TAKE_SCRIPT: &str = include_str!("take.lua");
 
 /// What the scripts answer when the writer's fencing token is below the
 /// shard's: a newer lease owner writes the shard now.
@@ -310,10 +310,10 @@ impl OnlineStore for RedisStore {
 
     fn fence(&self, consumer: &str, stream: &str, shard: &str, token: u64) -> Result<()> {
         let key = self.checkpoint_key(consumer, stream, shard);
-        let current: u64 = self
+        let (fenced, current): (u8, u64) = self
             .pool
             .with_conn(|c| self.take_script.key(&key).arg(token).invoke(c))?;
-        if current > token {
+        if fenced != 1 {
             return Err(Error::Fenced {
                 shard: shard.to_owned(),
                 token,
@@ -321,6 +321,21 @@ impl OnlineStore for RedisStore {
             });
         }
         Ok(())
+    }
+
+    fn check_fence(&self, consumer: &str, stream: &str, shard: &str, token: u64) -> Result<()> {
+        let key = self.checkpoint_key(consumer, stream, shard);
+        let current: Option<u64> = self
+            .pool
+            .with_conn(|c| redis::cmd("HGET").arg(&key).arg("lease").query(c))?;
+        match current {
+            Some(current) if current > token => Err(Error::Fenced {
+                shard: shard.to_owned(),
+                token,
+                current: Some(current),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn read(
