@@ -2,8 +2,9 @@
 //! table, and fencing in the online store.
 //!
 //! The lease table ([`table`]) is the only coordinator: every change is a
-//! single-item conditional write on the lease's counter, so two workers
-//! never both succeed in taking, renewing or releasing one lease. Each
+//! single-item conditional write on the lease's counter and owner (a steal:
+//! on its owner alone), so two workers never both succeed in taking,
+//! renewing or releasing one lease. Each
 //! worker runs one loop per stream, a third of a lease duration apart:
 //!
 //! 1. **Renew** every lease it holds (counter + 1, the committed sequence
@@ -86,6 +87,17 @@ impl LeaseOptions {
     fn held_for(&self) -> Duration {
         self.duration - self.duration / 6
     }
+}
+
+/// A number in [0, 1), different each call.
+fn jitter(seed: &str) -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let h = seed.bytes().fold(u64::from(nanos) | 1, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % 1_000_000) as f64 / 1_000_000.0
 }
 
 /// The start position recorded in a new lease.
@@ -234,7 +246,13 @@ impl<C: StreamConsumer> LeaseRun<C> {
             self.pipeline
                 .metrics()
                 .record_leases_held(stream, held.len());
-            let next = round + self.lease.renew_every();
+            // Up to a tenth shorter at random: workers started together
+            // drift apart instead of keeping step round after round.
+            let next = round
+                + self
+                    .lease
+                    .renew_every()
+                    .mul_f64(1.0 - jitter(&self.lease.worker) / 10.0);
             tokio::select! {
                 () = tokio::time::sleep_until(next) => {}
                 _ = self.stop.wait_for(|s| *s) => {}
@@ -421,7 +439,7 @@ impl<C: StreamConsumer> LeaseRun<C> {
             };
             self.count("UpdateItem");
             let sent = Instant::now();
-            match self.table.take(lease, &self.lease.worker).await {
+            match self.table.take(lease, &self.lease.worker, stolen).await {
                 Ok(counter) => {
                     tracing::info!(stream, shard = %shard, counter, stolen,
                         from = lease.owner.as_deref().unwrap_or("nobody"), "took the lease");

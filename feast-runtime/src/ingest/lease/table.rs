@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
     ScalarAttributeType, TableStatus,
 };
 
@@ -456,30 +456,60 @@ impl LeaseTable {
         Ok(next)
     }
 
-    /// Takes a lease seen free or expired with counter `counter`: the
-    /// counter after the take, the new owner's fencing token.
-    pub async fn take(&self, lease: &Lease, worker: &str) -> Result<u64, TableError> {
+    /// Takes `lease` as the scan showed it: the counter after the take,
+    /// the new owner's fencing token. The condition depends on why: a free
+    /// lease must still have no owner; an expired one (or one left in this
+    /// worker's name) must be unchanged, or its owner is alive after all; a
+    /// stolen one must still be its victim's, whatever its renewals did to
+    /// the counter meanwhile (conditioning a steal on the counter would
+    /// race every renewal of a live owner, and lose each time their rounds
+    /// keep step). The counter is bumped in the same write, so each take's
+    /// token is above every earlier one.
+    pub async fn take(&self, lease: &Lease, worker: &str, steal: bool) -> Result<u64, TableError> {
         let owner_switches = lease.owner_switches + u64::from(lease.owner.is_some());
-        self.update(
-            &lease.stream,
-            &lease.shard,
-            (lease.counter, lease.counter + 1),
-            &[
-                ("leaseOwner", AttributeValue::S(worker.to_owned())),
-                (
-                    "ownerSwitchesSinceCheckpoint",
-                    AttributeValue::N(owner_switches.to_string()),
-                ),
-                ("lastRenewal", AttributeValue::S(now())),
-            ],
-            &[],
-            Some((
-                "attribute_not_exists(checkpoint) OR checkpoint <> :end",
-                ":end",
-                AttributeValue::S(SHARD_END.into()),
-            )),
-        )
-        .await
+        let mut call = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("leaseKey", AttributeValue::S(lease.key()))
+            .update_expression(
+                "SET leaseOwner = :me, leaseCounter = leaseCounter + :one, \
+                 ownerSwitchesSinceCheckpoint = :switches, lastRenewal = :now",
+            )
+            .expression_attribute_values(":me", AttributeValue::S(worker.to_owned()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":switches", AttributeValue::N(owner_switches.to_string()))
+            .expression_attribute_values(":now", AttributeValue::S(now()))
+            .expression_attribute_values(":end", AttributeValue::S(SHARD_END.into()))
+            .return_values(ReturnValue::AllNew);
+        let condition = match &lease.owner {
+            None => "attribute_not_exists(leaseOwner) AND checkpoint <> :end",
+            Some(owner) => {
+                call = call.expression_attribute_values(":owner", AttributeValue::S(owner.clone()));
+                if steal {
+                    "leaseOwner = :owner AND checkpoint <> :end"
+                } else {
+                    call = call.expression_attribute_values(
+                        ":counter",
+                        AttributeValue::N(lease.counter.to_string()),
+                    );
+                    "leaseOwner = :owner AND leaseCounter = :counter AND checkpoint <> :end"
+                }
+            }
+        };
+        let out = call
+            .condition_expression(condition)
+            .send()
+            .await
+            .map_err(|e| self.error(&e))?;
+        out.attributes()
+            .and_then(|a| a.get("leaseCounter"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| TableError::Fatal {
+                table: self.name.clone(),
+                message: format!("a take of {} did not return the new counter", lease.key()),
+            })
     }
 
     /// Renews a lease this worker holds with counter `counter`, recording its
