@@ -406,4 +406,6 @@ pub mod refs;
 #[doc(hidden)]
 pub mod snapshot;
 
+pub mod feast;
+
 pub use refs::{Features, ResolveError, Resolved};
