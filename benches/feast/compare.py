@@ -110,7 +110,7 @@ class Bench:
             store = "  type: sqlite\n  path: data/online.db\n"
         else:
             store = f'  type: redis\n  connection_string: "127.0.0.1:{self.redis_port}"\n'
-        registry = "data/registry.db" if side == "feast" else "data/registry.json"
+        registry = "data/registry.db"
         with open(os.path.join(d, "feature_store.yaml"), "w") as f:
             f.write(f"project: compare\nprovider: local\nregistry: {registry}\n"
                     f"online_store:\n{store}offline_store:\n  type: {offline}\n"

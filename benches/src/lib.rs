@@ -29,7 +29,7 @@ pub fn sqlite_repo(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     std::fs::write(
         dir.join("feature_store.yaml"),
-        "project: bench\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\n",
+        "project: bench\nregistry: data/registry.db\nonline_store:\n  type: sqlite\n  path: data/online.db\n",
     )
     .expect("feature_store.yaml written");
     dir

@@ -124,7 +124,7 @@ impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
             registry_type: RegistryType::File,
-            path: "data/registry.json".to_owned(),
+            path: "data/registry.db".to_owned(),
             cache_ttl_seconds: 600,
         }
     }
@@ -374,11 +374,11 @@ mod tests {
     #[test]
     fn reads_feast_keys() {
         let c = RepoConfig::from_yaml(
-            "project: driver_stats\nprovider: local\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: file\nentity_key_serialization_version: 3\n",
+            "project: driver_stats\nprovider: local\nregistry: data/registry.db\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: file\nentity_key_serialization_version: 3\n",
         )
         .unwrap();
         assert_eq!(c.project, "driver_stats");
-        assert_eq!(c.registry.path, "data/registry.json");
+        assert_eq!(c.registry.path, "data/registry.db");
         assert_eq!(c.online_store.path.as_deref(), Some("data/online.db"));
         assert_eq!(c.offline_store.store_type, OfflineStoreType::File);
     }

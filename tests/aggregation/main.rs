@@ -111,7 +111,7 @@ fn config(
         ),
     };
     format!(
-        "project: {project}\nregistry: data/registry.json\nonline_store:\n{online}offline_store:\n  type: file\n"
+        "project: {project}\nregistry: data/registry.db\nonline_store:\n{online}offline_store:\n  type: file\n"
     )
 }
 

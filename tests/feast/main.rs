@@ -1,5 +1,5 @@
 //! Feast's own tools on a feast-rs repository: Feast 0.67 (installed by
-//! `scripts/feast`) reading the registry feast-rs writes in Feast's format,
+//! `scripts/feast`) reading the registry `apply` writes in Feast's format,
 //! with only `feature_store.yaml` and the registry, no Python definitions.
 
 #![allow(clippy::unwrap_used)] // test code: a failure should stop loudly
@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use feast_example_driver_stats as _; // the example's definitions
-use feast_runtime::registry::Registry;
-use feast_runtime::registry::feast::{Timestamp, encode};
-use feast_tests::{TempRepo, workspace_root};
+use feast_tests::{TempRepo, run, workspace_root};
+
+const EXAMPLE: &str = env!("CARGO_BIN_EXE_example-repo");
 
 /// The virtual environment `scripts/feast install` made.
 fn feast_env() -> &'static Path {
@@ -49,23 +48,14 @@ fn feast(repo: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A repository holding only `feature_store.yaml` and the example's
-/// registry in Feast's format.
+/// The example's repository, applied by its feast-rs binary: Feast's
+/// `feature_store.yaml` and the registry `apply` wrote, nothing else.
 fn feast_repo() -> TempRepo {
     let repo = TempRepo::with_config(
         "project: driver_stats\nprovider: local\nregistry: data/registry.db\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: file\nentity_key_serialization_version: 3\n",
     );
-    let registry = Registry::load().unwrap();
-    let bytes = encode(
-        &registry,
-        "driver_stats",
-        Timestamp {
-            seconds: 1_764_720_000,
-            nanos: 0,
-        },
-    );
-    std::fs::create_dir_all(repo.path().join("data")).unwrap();
-    std::fs::write(repo.path().join("data/registry.db"), bytes).unwrap();
+    let r = run(EXAMPLE, repo.path(), &["apply"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     repo
 }
 
@@ -98,14 +88,24 @@ fn feasts_cli_lists_every_definition_of_the_registry() {
     );
     let mut views = names(&feast(repo.path(), &["feature-views", "list"]));
     views.sort();
+    assert_eq!(views, ["driver_hourly_stats", "driver_hourly_stats_stream"]);
+    // The windowed view, with Feast's Aggregation messages.
     assert_eq!(
-        views,
-        [
-            "driver_hourly_stats",
-            "driver_hourly_stats_stream",
-            "driver_trip_windows"
-        ]
+        names(&feast(repo.path(), &["stream-feature-views", "list"])),
+        ["driver_trip_windows"]
     );
+    let described = feast(
+        repo.path(),
+        &["stream-feature-views", "describe", "driver_trip_windows"],
+    );
+    for line in [
+        "name: trips_1h",
+        "function: count",
+        "timeWindow: 3600s",
+        "slideInterval: 600s",
+    ] {
+        assert!(described.contains(line), "no `{line}` in\n{described}");
+    }
     assert_eq!(
         names(&feast(repo.path(), &["feature-services", "list"])),
         ["driver_activity"]

@@ -46,7 +46,7 @@ fn card(i: usize) -> String {
 
 fn cards_repo(endpoint: &str) -> Repo {
     Repo::with_config(
-        "project: cards\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\n",
+        "project: cards\nregistry: data/registry.db\nonline_store:\n  type: sqlite\n  path: data/online.db\n",
         CARDS,
         endpoint,
     )

@@ -1,5 +1,6 @@
 //! The CLI run as a user runs it: a feature repo binary in a repo directory.
 
+use feast_runtime::registry::feast;
 use feast_tests::{TempRepo, run};
 
 const EXAMPLE: &str = env!("CARGO_BIN_EXE_example-repo");
@@ -317,7 +318,7 @@ fn duplicate_names_fail_with_both_locations() {
 #[test]
 fn plan_then_apply_then_plan_again() {
     let repo = TempRepo::example();
-    let registry = repo.path().join("data/registry.json");
+    let registry = repo.path().join("data/registry.db");
 
     let r = run(EXAMPLE, repo.path(), &["plan"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
@@ -337,7 +338,7 @@ fn plan_then_apply_then_plan_again() {
 
     let r = run(EXAMPLE, repo.path(), &["apply"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(r.stdout.ends_with("Applied: 8 to add, 0 to change, 0 to remove, 0 unchanged; registry written to ./data/registry.json, online store ready for 3 feature views.\n"), "{}", r.stdout);
+    assert!(r.stdout.ends_with("Applied: 8 to add, 0 to change, 0 to remove, 0 unchanged; registry written to ./data/registry.db, online store ready for 3 feature views.\n"), "{}", r.stdout);
     // The online store's tables exist, in Feast's layout, before any write
     // (and the windowed view's tiles table beside them).
     let db = rusqlite::Connection::open(repo.path().join("data/online.db")).unwrap();
@@ -356,14 +357,23 @@ fn plan_then_apply_then_plan_again() {
             "feast_rs_tiles_driver_stats_driver_trip_windows"
         ]
     );
-    let written: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&registry).unwrap()).unwrap();
-    assert_eq!(written["project"], "driver_stats");
-    assert_eq!(written["feast_rs_registry"], 1);
-    assert_eq!(
-        written["feature_views"]["driver_hourly_stats"]["ttl_seconds"],
-        86_400
-    );
+    // Feast's own format: the registry's project and the view's ttl.
+    let written = feast::read_file(&registry).unwrap().unwrap();
+    assert_eq!(written.project_metadata[0].project, "driver_stats");
+    let view = |r: &feast::RegistryProto, name: &str| {
+        r.feature_views
+            .iter()
+            .position(|v| v.spec.as_ref().unwrap().name == name)
+            .unwrap()
+    };
+    let hourly = view(&written, "driver_hourly_stats");
+    let ttl = written.feature_views[hourly]
+        .spec
+        .as_ref()
+        .unwrap()
+        .ttl
+        .unwrap();
+    assert_eq!(ttl.seconds, 86_400);
 
     let r = run(EXAMPLE, repo.path(), &["plan"]);
     assert_eq!(
@@ -373,9 +383,18 @@ fn plan_then_apply_then_plan_again() {
 
     // Someone else's registry: a different ttl and an entity we no longer define.
     let mut edited = written.clone();
-    edited["feature_views"]["driver_hourly_stats"]["ttl_seconds"] = 3600.into();
-    edited["entities"]["rider"] = serde_json::json!({"name": "rider"});
-    std::fs::write(&registry, serde_json::to_vec(&edited).unwrap()).unwrap();
+    edited.feature_views[hourly].spec.as_mut().unwrap().ttl = Some(feast::Duration {
+        seconds: 3600,
+        nanos: 0,
+    });
+    edited.entities.push(feast::Entity {
+        spec: Some(feast::EntitySpec {
+            name: "rider".into(),
+            ..feast::EntitySpec::default()
+        }),
+        meta: None,
+    });
+    feast::write_file(&registry, &edited).unwrap();
     let r = run(EXAMPLE, repo.path(), &["plan"]);
     assert_eq!(
         r.stdout,
@@ -393,11 +412,17 @@ fn plan_then_apply_then_plan_again() {
 
     // A registry whose windowed view had other windows: its stored tiles
     // would not decode, so apply drops them and says so.
-    let mut edited: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&registry).unwrap()).unwrap();
-    edited["feature_views"]["driver_trip_windows"]["aggregations"][0]["time_window_seconds"] =
-        7200.into();
-    std::fs::write(&registry, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let mut edited = feast::read_file(&registry).unwrap().unwrap();
+    let windows = edited
+        .stream_feature_views
+        .iter_mut()
+        .find(|v| v.spec.as_ref().unwrap().name == "driver_trip_windows")
+        .unwrap();
+    windows.spec.as_mut().unwrap().aggregations[0].time_window = Some(feast::Duration {
+        seconds: 7200,
+        nanos: 0,
+    });
+    feast::write_file(&registry, &edited).unwrap();
     let r = run(EXAMPLE, repo.path(), &["apply"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
@@ -421,7 +446,7 @@ fn apply_refuses_a_repo_that_fails_validation() {
         "{}",
         r.stderr
     );
-    assert!(!repo.path().join("data/registry.json").exists());
+    assert!(!repo.path().join("data/registry.db").exists());
 }
 
 #[test]
@@ -456,7 +481,7 @@ fn chdir_selects_the_repository() {
     let path = repo.path().to_str().unwrap();
     let r = run(EXAMPLE, elsewhere.path(), &["--chdir", path, "apply"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(repo.path().join("data/registry.json").exists());
+    assert!(repo.path().join("data/registry.db").exists());
 }
 
 #[test]

@@ -183,14 +183,14 @@ macro_rules! on_both_stores {
 /// online store.
 pub fn example_redis_config(project: &str, connection_string: &str) -> String {
     format!(
-        "project: {project}\nregistry: data/registry.json\nonline_store:\n  type: redis\n  connection_string: \"{connection_string}\"\noffline_store:\n  type: file\n"
+        "project: {project}\nregistry: data/registry.db\nonline_store:\n  type: redis\n  connection_string: \"{connection_string}\"\noffline_store:\n  type: file\n"
     )
 }
 
 /// The example's `feature_store.yaml` with another project name.
 pub fn example_config(project: &str) -> String {
     format!(
-        "project: {project}\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: file\n"
+        "project: {project}\nregistry: data/registry.db\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: file\n"
     )
 }
 

@@ -82,7 +82,7 @@ impl Local {
         std::fs::write(
             dir.join("feature_store.yaml"),
             format!(
-                "project: driver_stats\nregistry: data/registry.json\nonline_store:\n  type: redis\n  connection_string: \"127.0.0.1:{}\"\noffline_store:\n  type: file\nkinesis:\n  lease_table: {TABLE}\n  lease_duration_seconds: {LEASE_S}\n",
+                "project: driver_stats\nregistry: data/registry.db\nonline_store:\n  type: redis\n  connection_string: \"127.0.0.1:{}\"\noffline_store:\n  type: file\nkinesis:\n  lease_table: {TABLE}\n  lease_duration_seconds: {LEASE_S}\n",
                 redis.1
             ),
         )

@@ -91,7 +91,7 @@ fn repo(dir: &Path, online_store: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("feature_store.yaml"),
-        format!("project: bench\nregistry: data/registry.json\nonline_store:\n{online_store}"),
+        format!("project: bench\nregistry: data/registry.db\nonline_store:\n{online_store}"),
     )
     .unwrap();
     let start: DateTime<Utc> = Utc::now() - feast_runtime::chrono::Duration::hours(HOURS as i64);
@@ -208,7 +208,7 @@ fn redis_writes(port: u16, dir: &Path) -> bool {
     std::fs::write(
         dir.join("feature_store.yaml"),
         format!(
-            "project: writes\nregistry: data/registry.json\nonline_store:\n  type: redis\n  connection_string: \"127.0.0.1:{port}\"\n"
+            "project: writes\nregistry: data/registry.db\nonline_store:\n  type: redis\n  connection_string: \"127.0.0.1:{port}\"\n"
         ),
     )
     .unwrap();

@@ -38,7 +38,7 @@ fn end() -> DateTime<Utc> {
 fn repo(dir: &Path, with_source: bool) -> FeatureStore {
     std::fs::write(
         dir.join("feature_store.yaml"),
-        "project: bench\nregistry: data/registry.json\nonline_store:\n  type: sqlite\n  path: data/online.db\n",
+        "project: bench\nregistry: data/registry.db\nonline_store:\n  type: sqlite\n  path: data/online.db\n",
     )
     .expect("write config");
     if with_source {

@@ -9,6 +9,7 @@ use super::{Cli, Command, store_commands};
 use crate::config::Repo;
 use crate::definition::{FieldDef, RecordFormat, SourceKind};
 use crate::registry::Registry;
+use crate::registry::feast;
 use crate::registry::snapshot::{Action, Snapshot};
 
 pub(super) fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
@@ -423,10 +424,12 @@ fn plan(cli: &Cli, out: &mut impl Write, apply: bool) -> anyhow::Result<ExitCode
     } else {
         load_registry()?
     };
+    // Both sides in Feast's terms: the registry file is Feast's format,
+    // and a registry Feast wrote compares like one feast-rs wrote.
     let path = repo.registry_path();
-    let old = Snapshot::read(&path)?;
-    let mut new = Snapshot::of(&reg, &repo.config.project);
-    let changes = new.diff(old.as_ref());
+    let old = feast::read_file(&path)?.map(|r| feast::describe(&r));
+    let proto = feast::to_proto(&reg, &repo.config.project, feast::now());
+    let changes = feast::describe(&proto).diff(old.as_ref());
     let (mut added, mut changed, mut removed, mut same) = (0, 0, 0, 0);
     for c in &changes {
         match &c.action {
@@ -481,9 +484,7 @@ fn plan(cli: &Cli, out: &mut impl Write, apply: bool) -> anyhow::Result<ExitCode
         )?;
     }
     store.update_infra()?;
-    new.last_updated = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    new.write(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    feast::write_file(&path, &proto).with_context(|| format!("cannot write {}", path.display()))?;
     writeln!(
         out,
         "Applied: {summary}; registry written to {}, online store ready for {views} feature view{}.",

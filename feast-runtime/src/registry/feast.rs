@@ -11,7 +11,8 @@
 //! | `#[file_source]` | `DataSource` `BATCH_FILE`, `FileOptions` (Parquet, `uri` = the path) |
 //! | `#[kinesis_source]` | `DataSource` `STREAM_KINESIS`, `KinesisOptions` with `JsonFormat(schema_json)`, its batch source nested |
 //! | `#[push_source]` | `DataSource` `PUSH_SOURCE`, its batch source nested |
-//! | a stream or batch view | `FeatureView`, features as served (an aggregated view's: its aggregations), the Kinesis source as `stream_source` (Feast's `StreamFeatureView` refuses Kinesis) |
+//! | a stream or batch view | `FeatureView`, the Kinesis source as `stream_source` (Feast's `StreamFeatureView` refuses Kinesis) |
+//! | a view with `aggregations` | `StreamFeatureView` with Feast's `Aggregation` messages, features = the aggregations; its stream source shown as a push source of the same name (the only stream source besides Kafka Feast accepts there) |
 //! | `#[feature_service]` | `FeatureService` of `FeatureViewProjection`s |
 
 // The messages' fields are Feast's, named and numbered as in its .proto files.
@@ -56,6 +57,8 @@ pub struct RegistryProto {
     pub data_sources: Vec<DataSource>,
     #[prost(message, repeated, tag = "7")]
     pub feature_services: Vec<FeatureService>,
+    #[prost(message, repeated, tag = "14")]
+    pub stream_feature_views: Vec<StreamFeatureView>,
     #[prost(message, repeated, tag = "15")]
     pub project_metadata: Vec<ProjectMetadata>,
     #[prost(string, tag = "3")]
@@ -292,6 +295,65 @@ pub struct FeatureViewSpec {
     pub offline: bool,
 }
 
+/// `feast.core.StreamFeatureView`.
+#[derive(Clone, PartialEq, Message)]
+pub struct StreamFeatureView {
+    #[prost(message, optional, tag = "1")]
+    pub spec: Option<StreamFeatureViewSpec>,
+    #[prost(message, optional, tag = "2")]
+    pub meta: Option<Meta>,
+}
+
+/// `feast.core.StreamFeatureViewSpec`.
+#[derive(Clone, PartialEq, Message)]
+pub struct StreamFeatureViewSpec {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub project: String,
+    #[prost(string, repeated, tag = "3")]
+    pub entities: Vec<String>,
+    #[prost(message, repeated, tag = "4")]
+    pub features: Vec<FeatureSpec>,
+    #[prost(message, repeated, tag = "5")]
+    pub entity_columns: Vec<FeatureSpec>,
+    #[prost(string, tag = "6")]
+    pub description: String,
+    #[prost(map = "string, string", tag = "7")]
+    pub tags: HashMap<String, String>,
+    #[prost(string, tag = "8")]
+    pub owner: String,
+    #[prost(message, optional, tag = "9")]
+    pub ttl: Option<Duration>,
+    #[prost(message, optional, tag = "10")]
+    pub batch_source: Option<DataSource>,
+    #[prost(message, optional, tag = "11")]
+    pub stream_source: Option<DataSource>,
+    #[prost(bool, tag = "12")]
+    pub online: bool,
+    #[prost(string, tag = "14")]
+    pub mode: String,
+    #[prost(message, repeated, tag = "15")]
+    pub aggregations: Vec<Aggregation>,
+    #[prost(string, tag = "16")]
+    pub timestamp_field: String,
+}
+
+/// `feast.core.Aggregation`.
+#[derive(Clone, PartialEq, Message)]
+pub struct Aggregation {
+    #[prost(string, tag = "1")]
+    pub column: String,
+    #[prost(string, tag = "2")]
+    pub function: String,
+    #[prost(message, optional, tag = "3")]
+    pub time_window: Option<Duration>,
+    #[prost(message, optional, tag = "4")]
+    pub slide_interval: Option<Duration>,
+    #[prost(string, tag = "5")]
+    pub name: String,
+}
+
 /// `feast.core.FeatureService`.
 #[derive(Clone, PartialEq, Message)]
 pub struct FeatureService {
@@ -440,6 +502,59 @@ fn served(v: &FeatureViewDef) -> Vec<FeatureSpec> {
     }
 }
 
+/// An aggregated view, as the `StreamFeatureView` that carries Feast's
+/// `Aggregation` messages. Feast accepts only Kafka and push sources in a
+/// stream feature view, so its stream source appears as a push source of
+/// the same name and batch source (the registry's own list keeps the
+/// Kinesis source as it is).
+fn aggregated_view(v: &FeatureViewDef, project: &str, at: Timestamp) -> StreamFeatureView {
+    let duration = |seconds: u64| Duration {
+        seconds: seconds as i64,
+        nanos: 0,
+    };
+    let batch = source(v.source.offline_source(), project);
+    let mut stream = source(v.source, project);
+    if matches!(v.source.kind, SourceKind::Kinesis { .. }) {
+        stream.r#type = source_type::PUSH_SOURCE;
+        stream.data_source_class_type = "feast.data_source.PushSource".into();
+        stream.options = Some(SourceOptions::Push(Empty {}));
+    }
+    StreamFeatureView {
+        spec: Some(StreamFeatureViewSpec {
+            name: v.name.to_owned(),
+            project: project.to_owned(),
+            entities: v.entities.iter().map(|e| e.name.to_owned()).collect(),
+            features: served(v),
+            entity_columns: v
+                .entities
+                .iter()
+                .map(|e| feature(e.join_key, e.value_type))
+                .collect(),
+            description: v.description.to_owned(),
+            tags: tags(v.tags),
+            owner: v.owner.to_owned(),
+            ttl: Some(duration(v.ttl_seconds)),
+            batch_source: Some(batch),
+            stream_source: Some(stream),
+            online: v.online,
+            mode: String::new(),
+            aggregations: v
+                .aggregations
+                .iter()
+                .map(|a| Aggregation {
+                    column: a.column.to_owned(),
+                    function: a.function.to_string(),
+                    time_window: Some(duration(a.window_seconds)),
+                    slide_interval: Some(duration(a.slide_seconds)),
+                    name: a.name.to_owned(),
+                })
+                .collect(),
+            timestamp_field: v.event_timestamp_field().to_owned(),
+        }),
+        meta: Some(meta(at)),
+    }
+}
+
 fn view(v: &FeatureViewDef, project: &str, at: Timestamp) -> FeatureView {
     let (batch, stream) = match v.source.batch_source() {
         Some(b) => (source(b, project), Some(source(v.source, project))),
@@ -513,7 +628,13 @@ pub fn to_proto(registry: &Registry, project: &str, at: Timestamp) -> RegistryPr
             .collect(),
         feature_views: registry
             .feature_views()
+            .filter(|v| !v.is_aggregated())
             .map(|v| view(v, project, at))
+            .collect(),
+        stream_feature_views: registry
+            .feature_views()
+            .filter(|v| v.is_aggregated())
+            .map(|v| aggregated_view(v, project, at))
             .collect(),
         data_sources: registry
             .data_sources()
@@ -543,4 +664,266 @@ pub fn to_proto(registry: &Registry, project: &str, at: Timestamp) -> RegistryPr
 /// The registry's bytes, as Feast stores them in `registry.db`.
 pub fn encode(registry: &Registry, project: &str, at: Timestamp) -> Vec<u8> {
     to_proto(registry, project, at).encode_to_vec()
+}
+
+/// Reads a registry's bytes.
+pub fn decode(bytes: &[u8]) -> Result<RegistryProto, prost::DecodeError> {
+    RegistryProto::decode(bytes)
+}
+
+/// A registry's bytes.
+pub fn encode_proto(registry: &RegistryProto) -> Vec<u8> {
+    registry.encode_to_vec()
+}
+
+/// The name of a Feast value type (`Int64`, `Array(String)`), or its number
+/// when feast-rs has no type for it.
+fn type_name(value_type: i32) -> serde_json::Value {
+    static SCALARS: [FeastType; 8] = [
+        FeastType::Bytes,
+        FeastType::String,
+        FeastType::Int32,
+        FeastType::Int64,
+        FeastType::Float64,
+        FeastType::Float32,
+        FeastType::Bool,
+        FeastType::UnixTimestamp,
+    ];
+    SCALARS
+        .iter()
+        .flat_map(|t| [*t, FeastType::Array(t)])
+        .find(|t| t.value_type() as i32 == value_type)
+        .map_or_else(
+            || serde_json::Value::from(value_type),
+            |t| serde_json::Value::from(t.to_string()),
+        )
+}
+
+fn tag_object(tags: &HashMap<String, String>) -> serde_json::Value {
+    serde_json::Value::Object(
+        tags.iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+            .collect(),
+    )
+}
+
+fn feature_list(features: &[FeatureSpec]) -> serde_json::Value {
+    features
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name, "dtype": type_name(f.value_type)}))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+fn seconds(d: Option<&Duration>) -> i64 {
+    d.map_or(0, |d| d.seconds)
+}
+
+fn describe_source(s: &DataSource) -> serde_json::Value {
+    let kind = match s.r#type {
+        source_type::BATCH_FILE => "file".into(),
+        source_type::STREAM_KINESIS => "kinesis".into(),
+        source_type::PUSH_SOURCE => "push".into(),
+        other => format!("Feast source type {other}"),
+    };
+    let mut v = serde_json::json!({
+        "name": s.name,
+        "type": kind,
+        "description": s.description,
+        "tags": tag_object(&s.tags),
+        "owner": s.owner,
+        "timestamp_field": s.timestamp_field,
+        "created_timestamp_column": s.created_timestamp_column,
+        "field_mapping": tag_object(&s.field_mapping),
+    });
+    let obj = v.as_object_mut().expect("json! object");
+    if let Some(b) = &s.batch_source {
+        obj.insert("batch_source".into(), b.name.clone().into());
+    }
+    match &s.options {
+        Some(SourceOptions::File(f)) => {
+            obj.insert("path".into(), f.uri.clone().into());
+        }
+        Some(SourceOptions::Kinesis(k)) => {
+            obj.insert("stream_name".into(), k.stream_name.clone().into());
+            obj.insert("region".into(), k.region.clone().into());
+            let schema_json = k
+                .record_format
+                .as_ref()
+                .and_then(|f| f.json_format.as_ref())
+                .map(|j| j.schema_json.clone());
+            obj.insert(
+                "record_format".into(),
+                serde_json::json!({"json_format": {"schema_json": schema_json}}),
+            );
+        }
+        Some(SourceOptions::Push(_)) | None => {}
+    }
+    v
+}
+
+/// A registry in Feast's format as the data `plan` compares, keyed by
+/// Feast's fields: what both a registry feast-rs wrote and one Feast wrote
+/// for the same definitions hold.
+pub fn describe(registry: &RegistryProto) -> super::snapshot::Snapshot {
+    use serde_json::json;
+    let project = registry
+        .project_metadata
+        .first()
+        .map(|p| p.project.clone())
+        .unwrap_or_default();
+    let mut snap = super::snapshot::Snapshot {
+        feast_rs_registry: super::snapshot::FORMAT_VERSION,
+        project,
+        ..super::snapshot::Snapshot::default()
+    };
+    for e in registry.entities.iter().filter_map(|e| e.spec.as_ref()) {
+        snap.entities.insert(
+            e.name.clone(),
+            json!({
+                "name": e.name,
+                "join_key": e.join_key,
+                "value_type": type_name(e.value_type),
+                "description": e.description,
+                "tags": tag_object(&e.tags),
+                "owner": e.owner,
+            }),
+        );
+    }
+    for s in &registry.data_sources {
+        snap.data_sources.insert(s.name.clone(), describe_source(s));
+    }
+    for v in registry
+        .feature_views
+        .iter()
+        .filter_map(|v| v.spec.as_ref())
+    {
+        let source = v.stream_source.as_ref().or(v.batch_source.as_ref());
+        snap.feature_views.insert(
+            v.name.clone(),
+            json!({
+                "name": v.name,
+                "type": if v.stream_source.is_some() { "stream" } else { "batch" },
+                "entities": v.entities,
+                "source": source.map(|s| s.name.clone()),
+                "features": feature_list(&v.features),
+                "ttl_seconds": seconds(v.ttl.as_ref()),
+                "online": v.online,
+                "offline": v.offline,
+                "description": v.description,
+                "tags": tag_object(&v.tags),
+                "owner": v.owner,
+            }),
+        );
+    }
+    for v in registry
+        .stream_feature_views
+        .iter()
+        .filter_map(|v| v.spec.as_ref())
+    {
+        snap.feature_views.insert(
+            v.name.clone(),
+            json!({
+                "name": v.name,
+                "type": "stream",
+                "entities": v.entities,
+                "source": v.stream_source.as_ref().map(|s| s.name.clone()),
+                "features": feature_list(&v.features),
+                "ttl_seconds": seconds(v.ttl.as_ref()),
+                "online": v.online,
+                "timestamp_field": v.timestamp_field,
+                "aggregations": v.aggregations.iter().map(|a| json!({
+                    "name": a.name,
+                    "column": a.column,
+                    "function": a.function,
+                    "time_window_seconds": seconds(a.time_window.as_ref()),
+                    "slide_interval_seconds": seconds(a.slide_interval.as_ref()),
+                })).collect::<Vec<_>>(),
+                "description": v.description,
+                "tags": tag_object(&v.tags),
+                "owner": v.owner,
+            }),
+        );
+    }
+    for s in registry
+        .feature_services
+        .iter()
+        .filter_map(|s| s.spec.as_ref())
+    {
+        snap.feature_services.insert(
+            s.name.clone(),
+            json!({
+                "name": s.name,
+                "features": s.features.iter().map(|p| json!({
+                    "feature_view": p.feature_view_name,
+                    "features": p.feature_columns.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "description": s.description,
+                "tags": tag_object(&s.tags),
+                "owner": s.owner,
+            }),
+        );
+    }
+    snap
+}
+
+/// Reads the registry file at `path`; `None` when there is none yet, or
+/// when it holds feast-rs's earlier JSON registry (which `apply` replaces).
+pub fn read_file(
+    path: &std::path::Path,
+) -> Result<Option<RegistryProto>, super::snapshot::FileError> {
+    use super::snapshot::FileError;
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(FileError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    if bytes.trim_ascii_start().starts_with(b"{") {
+        tracing::warn!(path = %path.display(), "the registry file holds feast-rs's earlier JSON registry; apply rewrites it in Feast's format");
+        return Ok(None);
+    }
+    decode(&bytes)
+        .map(Some)
+        .map_err(|source| FileError::Format {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Writes the registry file atomically: a temporary file, synced, renamed.
+pub fn write_file(
+    path: &std::path::Path,
+    registry: &RegistryProto,
+) -> Result<(), super::snapshot::FileError> {
+    use std::io::Write;
+    let io = |source| super::snapshot::FileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&encode_proto(registry)).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Now, as a protobuf timestamp.
+pub fn now() -> Timestamp {
+    let t = chrono::Utc::now();
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }

@@ -1,8 +1,7 @@
-//! The registry as data: what `list --json` prints, what `apply` writes to the
-//! registry file, and what `plan` compares.
+//! The registry as data: what `list --json` prints, and (built from Feast's
+//! format by `feast::describe`) what `plan` compares.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -191,53 +190,6 @@ impl Snapshot {
         }
     }
 
-    /// Reads a registry file; a missing file is an empty registry.
-    pub fn read(path: &Path) -> Result<Option<Snapshot>, FileError> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(FileError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        let snap: Snapshot =
-            serde_json::from_slice(&bytes).map_err(|source| FileError::Format {
-                path: path.to_owned(),
-                source,
-            })?;
-        if snap.feast_rs_registry != FORMAT_VERSION {
-            return Err(FileError::Version {
-                path: path.to_owned(),
-                found: snap.feast_rs_registry,
-            });
-        }
-        Ok(Some(snap))
-    }
-
-    /// Writes the registry file atomically: a temporary file, synced, renamed.
-    pub fn write(&self, path: &Path) -> Result<(), FileError> {
-        let io = |source| FileError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let mut text = serde_json::to_vec_pretty(self).expect("a snapshot is plain JSON");
-        text.push(b'\n');
-        let tmp = path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&text).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)
-    }
-
     /// What applying `self` over `old` would change.
     pub fn diff(&self, old: Option<&Snapshot>) -> Vec<Change> {
         let empty = Snapshot::default();
@@ -329,17 +281,10 @@ pub enum FileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("registry file {path} is not a feast-rs registry")]
+    #[error("registry file {path} is not a Feast registry (feast.core.Registry)")]
     Format {
         path: std::path::PathBuf,
         #[source]
-        source: serde_json::Error,
-    },
-    #[error(
-        "registry file {path} has format version {found}; this binary reads version {FORMAT_VERSION}"
-    )]
-    Version {
-        path: std::path::PathBuf,
-        found: u32,
+        source: prost::DecodeError,
     },
 }
