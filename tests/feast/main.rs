@@ -51,9 +51,7 @@ fn feast(repo: &Path, args: &[&str]) -> String {
 /// The example's repository, applied by its feast-rs binary: Feast's
 /// `feature_store.yaml` and the registry `apply` wrote, nothing else.
 fn feast_repo() -> TempRepo {
-    let repo = TempRepo::with_config(
-        "project: driver_stats\nprovider: local\nregistry: data/registry.db\nonline_store:\n  type: sqlite\n  path: data/online.db\noffline_store:\n  type: file\nentity_key_serialization_version: 3\n",
-    );
+    let repo = TempRepo::with_config(&config("  type: sqlite\n  path: data/online.db\n"));
     let r = run(EXAMPLE, repo.path(), &["apply"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     repo
@@ -110,4 +108,114 @@ fn feasts_cli_lists_every_definition_of_the_registry() {
         names(&feast(repo.path(), &["feature-services", "list"])),
         ["driver_activity"]
     );
+}
+
+/// `feature_store.yaml` for Feast and feast-rs alike, on `online`.
+fn config(online: &str) -> String {
+    format!(
+        "project: driver_stats\nprovider: local\nregistry: data/registry.db\nonline_store:\n{online}offline_store:\n  type: file\nentity_key_serialization_version: 3\n"
+    )
+}
+
+/// The example applied on `online`, with 3 drivers' stats from an hour
+/// ago materialized by feast-rs.
+fn materialized(online: &str) -> TempRepo {
+    use feast_runtime::polars::prelude::*;
+    let repo = TempRepo::with_config(&config(online));
+    let r = run(EXAMPLE, repo.path(), &["apply"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let hour_ago = feast_runtime::chrono::Utc::now().timestamp() - 3600;
+    // Binary fractions: the same double in Python and in Rust's JSON.
+    let mut df = feast_tests::stats_frame(&[
+        (1001, hour_ago, Some(hour_ago), 0.25, 0.5, 10),
+        (1002, hour_ago, Some(hour_ago), 0.75, 0.125, 20),
+        (1002, hour_ago - 60, Some(hour_ago), 0.5, 0.5, 30),
+        (1003, hour_ago - 30, Some(hour_ago), 0.375, 0.0625, 40),
+    ]);
+    let file = std::fs::File::create(repo.path().join("data/driver_stats.parquet")).unwrap();
+    ParquetWriter::new(file).finish(&mut df).unwrap();
+    let r = run(EXAMPLE, repo.path(), &["materialize-incremental", "now"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    repo
+}
+
+const FEATURES: [&str; 3] = [
+    "driver_hourly_stats:conv_rate",
+    "driver_hourly_stats:acc_rate",
+    "driver_hourly_stats:avg_daily_trips",
+];
+
+/// Feast's `FeatureStore.get_online_features(...).to_dict()` for drivers
+/// 1001-1003 and 99, as JSON.
+fn feast_online(repo: &Path) -> serde_json::Value {
+    let script = format!(
+        "import json\nfrom feast import FeatureStore\nstore = FeatureStore(repo_path='.')\nrows = [{{'driver_id': d}} for d in (1001, 1002, 1003, 99)]\nout = store.get_online_features(features={FEATURES:?}, entity_rows=rows).to_dict()\nprint(json.dumps(out))\n"
+    );
+    let out = Command::new(feast_env().join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .current_dir(repo)
+        .env("FEAST_USAGE", "False")
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// feast-rs's `get-online --json` for the same, as feature -> values.
+fn feast_rs_online(repo: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let r = run(
+        EXAMPLE,
+        repo,
+        &[
+            "get-online",
+            "--features",
+            &FEATURES.join(","),
+            "--entity",
+            "driver_id=1001,1002,1003,99",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let names = v["metadata"]["feature_names"].as_array().unwrap();
+    names
+        .iter()
+        .zip(v["results"].as_array().unwrap())
+        .map(|(n, r)| (n.as_str().unwrap().to_owned(), r["values"].clone()))
+        .collect()
+}
+
+fn feasts_sdk_reads_the_online_store(online: &str) {
+    let repo = materialized(online);
+    let feast = feast_online(repo.path());
+    let ours = feast_rs_online(repo.path());
+    for (name, want) in [
+        ("driver_id", serde_json::json!([1001, 1002, 1003, 99])),
+        ("conv_rate", serde_json::json!([0.25, 0.75, 0.375, null])),
+        ("acc_rate", serde_json::json!([0.5, 0.125, 0.0625, null])),
+        ("avg_daily_trips", serde_json::json!([10, 20, 40, null])),
+    ] {
+        assert_eq!(feast[name], want, "Feast's {name}: {feast}");
+        assert_eq!(ours[name], want, "feast-rs's {name}");
+    }
+}
+
+#[test]
+fn feasts_sdk_reads_what_feast_rs_wrote_to_sqlite() {
+    feasts_sdk_reads_the_online_store("  type: sqlite\n  path: data/online.db\n");
+}
+
+#[test]
+fn feasts_sdk_reads_what_feast_rs_wrote_to_redis() {
+    let redis = feast_tests::redis::RedisServer::start();
+    feasts_sdk_reads_the_online_store(&format!(
+        "  type: redis\n  connection_string: \"{}\"\n",
+        redis.connection_string()
+    ));
 }
