@@ -219,3 +219,88 @@ fn feasts_sdk_reads_what_feast_rs_wrote_to_redis() {
         redis.connection_string()
     ));
 }
+
+/// `feast serve` and the example's `serve` answer one
+/// `/get-online-features` request alike: feature names, values, statuses.
+#[test]
+fn feast_serve_answers_like_feast_rs_serve() {
+    use std::os::unix::process::CommandExt;
+    let repo = materialized("  type: sqlite\n  path: data/online.db\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut feast = Command::new(feast_env().join("bin/feast"))
+        .args([
+            "serve",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--no-access-log",
+        ])
+        .current_dir(repo.path())
+        .env("FEAST_USAGE", "False")
+        .env("PYTHONWARNINGS", "ignore")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // Its workers are in its process group: stop them all, whatever happens.
+    struct Group(u32);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &format!("-{}", self.0)])
+                .status();
+        }
+    }
+    let _group = Group(feast.id());
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            feast.try_wait().unwrap().is_none(),
+            "feast serve exited at start"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "feast serve did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let body = serde_json::json!({
+        "features": FEATURES,
+        "entities": {"driver_id": [1001, 1002, 1003, 99]},
+    })
+    .to_string();
+    let theirs = feast_tests::http::post(&addr, "/get-online-features", &body);
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    let ours_server = feast_tests::http::Server::start(EXAMPLE, repo.path(), &[]);
+    let ours = feast_tests::http::post(&ours_server.addr, "/get-online-features", &body);
+    assert_eq!(ours.status, 200, "{}", ours.body);
+    let (theirs, ours) = (theirs.json(), ours.json());
+    assert_eq!(
+        ours["metadata"]["feature_names"],
+        theirs["metadata"]["feature_names"]
+    );
+    let column = |v: &serde_json::Value, i: usize, key: &str| v["results"][i][key].clone();
+    for i in 0..4 {
+        assert_eq!(
+            column(&ours, i, "values"),
+            column(&theirs, i, "values"),
+            "column {i}"
+        );
+        assert_eq!(
+            column(&ours, i, "statuses"),
+            column(&theirs, i, "statuses"),
+            "column {i}"
+        );
+    }
+    assert_eq!(
+        column(&theirs, 1, "values"),
+        serde_json::json!([0.25, 0.75, 0.375, null])
+    );
+}
