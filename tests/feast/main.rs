@@ -438,3 +438,88 @@ fn feasts_historical_retrieval_equals_feast_rs() {
     );
     assert_eq!(ours[&key(1003, &at(hour_ago - 7200))], [None, None, None]);
 }
+
+/// `feast ui` on a feast-rs repository: headless Chromium renders its
+/// feature-view page (a screenshot is kept beside the repository while the
+/// test runs) and the rendered page names every view.
+#[test]
+fn feasts_ui_shows_the_views() {
+    use std::os::unix::process::CommandExt;
+    let chromium = Command::new("bash")
+        .arg(workspace_root().join("scripts/debian-packages"))
+        .arg("chromium")
+        .status()
+        .unwrap();
+    assert!(chromium.success(), "cannot install chromium");
+    let repo = feast_repo();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut ui = Group(
+        Command::new(feast_env().join("bin/feast"))
+            .args(["ui", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(repo.path())
+            .env("FEAST_USAGE", "False")
+            .env("PYTHONWARNINGS", "ignore")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            ui.0.try_wait().unwrap().is_none(),
+            "feast ui exited at start"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "feast ui did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let url = format!("http://{addr}/p/driver_stats/feature-view/");
+    let browser = |extra: &[&str]| {
+        let out = Command::new("chromium")
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--window-size=1400,1000",
+                "--virtual-time-budget=20000",
+            ])
+            .args(extra)
+            .arg(&url)
+            .current_dir(repo.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chromium: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shot = repo.path().join("feature-views.png");
+    browser(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    let dom = browser(&["--dump-dom"]);
+    for view in [
+        "driver_hourly_stats",
+        "driver_hourly_stats_stream",
+        "driver_trip_windows",
+    ] {
+        assert!(dom.contains(view), "the page does not name {view}:\n{dom}");
+    }
+}
