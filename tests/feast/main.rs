@@ -523,3 +523,39 @@ fn feasts_ui_shows_the_views() {
         assert!(dom.contains(view), "the page does not name {view}:\n{dom}");
     }
 }
+
+/// `plan` against the registry Feast itself wrote (`feast apply`) for the
+/// same definitions (`driver_stats/definitions.py`): the one difference
+/// left, and why.
+#[test]
+fn plan_against_the_registry_feast_wrote_lists_the_one_difference_and_why() {
+    let repo = TempRepo::with_config(&config("  type: sqlite\n  path: data/online.db\n"));
+    std::fs::copy(
+        workspace_root().join("tests/feast/driver_stats/definitions.py"),
+        repo.path().join("definitions.py"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(repo.path().join("data")).unwrap();
+    feast(repo.path(), &["apply"]);
+    let r = run(EXAMPLE, repo.path(), &["plan"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "~ feature view driver_trip_windows\n      \
+         source: \"driver_stats_push\" -> \"driver_stats_stream\"\n        \
+         (why: Feast's stream feature views take only Kafka and push sources; feast-rs writes this view's Kinesis source there as a push source of the same name)\n\
+         Plan: 0 to add, 1 to change, 0 to remove, 7 unchanged.\n"
+    );
+    // After apply, Feast's registry is feast-rs's, and Feast still reads it.
+    let r = run(EXAMPLE, repo.path(), &["apply"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = run(EXAMPLE, repo.path(), &["plan"]);
+    assert_eq!(
+        r.stdout,
+        "Plan: 0 to add, 0 to change, 0 to remove, 8 unchanged.\n"
+    );
+    assert_eq!(
+        names(&feast(repo.path(), &["stream-feature-views", "list"])),
+        ["driver_trip_windows"]
+    );
+}

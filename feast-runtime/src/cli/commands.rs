@@ -440,8 +440,16 @@ fn plan(cli: &Cli, out: &mut impl Write, apply: bool) -> anyhow::Result<ExitCode
             Action::Changed(keys) => {
                 changed += 1;
                 writeln!(out, "~ {} {}", c.kind, c.name)?;
+                let aggregated = c.kind == "feature view"
+                    && reg.feature_view(&c.name).is_some_and(|v| v.is_aggregated());
                 for k in keys {
                     writeln!(out, "      {k}")?;
+                    if aggregated && k.starts_with("source:") {
+                        writeln!(
+                            out,
+                            "        (why: Feast's stream feature views take only Kafka and push sources; feast-rs writes this view's Kinesis source there as a push source of the same name)"
+                        )?;
+                    }
                 }
             }
             Action::Removed => {

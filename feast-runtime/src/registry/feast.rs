@@ -480,6 +480,12 @@ fn source(s: &DataSourceDef, project: &str) -> DataSource {
             }));
         }
         SourceKind::Push { batch_source } => {
+            // As Feast records a push source: with its batch source's times.
+            out.timestamp_field = batch_source.timestamp_field.to_owned();
+            out.created_timestamp_column = batch_source
+                .created_timestamp_column
+                .unwrap_or_default()
+                .to_owned();
             out.r#type = source_type::PUSH_SOURCE;
             out.data_source_class_type = "feast.data_source.PushSource".into();
             out.batch_source = Some(Box::new(source(batch_source, project)));
@@ -707,10 +713,18 @@ fn tag_object(tags: &HashMap<String, String>) -> serde_json::Value {
     )
 }
 
-fn feature_list(features: &[FeatureSpec]) -> serde_json::Value {
-    features
+/// A view's features by name, without its entities' join keys (Feast
+/// lists them among a stream feature view's features).
+fn feature_list(features: &[FeatureSpec], join_keys: &[&str]) -> serde_json::Value {
+    let mut named: Vec<(&str, serde_json::Value)> = features
         .iter()
-        .map(|f| serde_json::json!({"name": f.name, "dtype": type_name(f.value_type)}))
+        .filter(|f| !join_keys.contains(&f.name.as_str()))
+        .map(|f| (f.name.as_str(), type_name(f.value_type)))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    named
+        .into_iter()
+        .map(|(name, dtype)| serde_json::json!({"name": name, "dtype": dtype}))
         .collect::<Vec<_>>()
         .into()
 }
@@ -777,7 +791,21 @@ pub fn describe(registry: &RegistryProto) -> super::snapshot::Snapshot {
         project,
         ..super::snapshot::Snapshot::default()
     };
-    for e in registry.entities.iter().filter_map(|e| e.spec.as_ref()) {
+    // Feast adds `__dummy` for views without entities; it is none of ours.
+    let entities: Vec<&EntitySpec> = registry
+        .entities
+        .iter()
+        .filter_map(|e| e.spec.as_ref())
+        .filter(|e| e.name != "__dummy")
+        .collect();
+    let join_keys = |names: &[String]| -> Vec<&str> {
+        entities
+            .iter()
+            .filter(|e| names.contains(&e.name))
+            .map(|e| e.join_key.as_str())
+            .collect()
+    };
+    for e in &entities {
         snap.entities.insert(
             e.name.clone(),
             json!({
@@ -806,7 +834,7 @@ pub fn describe(registry: &RegistryProto) -> super::snapshot::Snapshot {
                 "type": if v.stream_source.is_some() { "stream" } else { "batch" },
                 "entities": v.entities,
                 "source": source.map(|s| s.name.clone()),
-                "features": feature_list(&v.features),
+                "features": feature_list(&v.features, &join_keys(&v.entities)),
                 "ttl_seconds": seconds(v.ttl.as_ref()),
                 "online": v.online,
                 "offline": v.offline,
@@ -828,7 +856,7 @@ pub fn describe(registry: &RegistryProto) -> super::snapshot::Snapshot {
                 "type": "stream",
                 "entities": v.entities,
                 "source": v.stream_source.as_ref().map(|s| s.name.clone()),
-                "features": feature_list(&v.features),
+                "features": feature_list(&v.features, &join_keys(&v.entities)),
                 "ttl_seconds": seconds(v.ttl.as_ref()),
                 "online": v.online,
                 "timestamp_field": v.timestamp_field,
