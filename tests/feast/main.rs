@@ -230,13 +230,16 @@ impl Drop for Group {
         let group = format!("-{}", self.0.id());
         let _ = Command::new("kill")
             .args(["-s", "TERM", "--", &group])
+            .stderr(std::process::Stdio::null())
             .status();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         while self.0.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        // Whatever is left of the group (usually nothing, hence no message).
         let _ = Command::new("kill")
             .args(["-s", "KILL", "--", &group])
+            .stderr(std::process::Stdio::null())
             .status();
         let _ = self.0.wait();
     }
