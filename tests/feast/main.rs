@@ -245,6 +245,45 @@ impl Drop for Group {
     }
 }
 
+/// Feast's `command` (`serve`, `ui`) in `repo` on a free loopback port,
+/// once it listens: its process group and address.
+fn feast_server(repo: &Path, command: &str, extra: &[&str]) -> (Group, String) {
+    use std::os::unix::process::CommandExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mut server = Group(
+        Command::new(feast_env().join("bin/feast"))
+            .args([command, "-h", "127.0.0.1", "-p", &port])
+            .args(extra)
+            .current_dir(repo)
+            .env("FEAST_USAGE", "False")
+            .env("PYTHONWARNINGS", "ignore")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "feast {command} exited at start"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "feast {command} did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (server, addr)
+}
+
 /// Each feature's values and statuses in a `/get-online-features` answer,
 /// by name (Feast's order of features varies from one start to the next).
 fn by_feature(
@@ -268,45 +307,8 @@ fn by_feature(
 /// `/get-online-features` request alike: feature names, values, statuses.
 #[test]
 fn feast_serve_answers_like_feast_rs_serve() {
-    use std::os::unix::process::CommandExt;
     let repo = materialized("  type: sqlite\n  path: data/online.db\n");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut feast = Group(
-        Command::new(feast_env().join("bin/feast"))
-            .args([
-                "serve",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "--no-access-log",
-            ])
-            .current_dir(repo.path())
-            .env("FEAST_USAGE", "False")
-            .env("PYTHONWARNINGS", "ignore")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap(),
-    );
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            feast.0.try_wait().unwrap().is_none(),
-            "feast serve exited at start"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "feast serve did not listen"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (_feast, addr) = feast_server(repo.path(), "serve", &["--no-access-log"]);
     let body = serde_json::json!({
         "features": FEATURES,
         "entities": {"driver_id": [1001, 1002, 1003, 99]},
@@ -447,38 +449,8 @@ fn feasts_historical_retrieval_equals_feast_rs() {
 /// test runs) and the rendered page names every view.
 #[test]
 fn feasts_ui_shows_the_views() {
-    use std::os::unix::process::CommandExt;
     let repo = feast_repo();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut ui = Group(
-        Command::new(feast_env().join("bin/feast"))
-            .args(["ui", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .current_dir(repo.path())
-            .env("FEAST_USAGE", "False")
-            .env("PYTHONWARNINGS", "ignore")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap(),
-    );
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            ui.0.try_wait().unwrap().is_none(),
-            "feast ui exited at start"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "feast ui did not listen"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (_ui, addr) = feast_server(repo.path(), "ui", &[]);
     let url = format!("http://{addr}/p/driver_stats/feature-view/");
     let browser = |extra: &[&str]| {
         let out = Command::new("chromium")
