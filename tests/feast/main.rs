@@ -152,6 +152,12 @@ fn feast_online(repo: &Path) -> serde_json::Value {
     let script = format!(
         "import json\nfrom feast import FeatureStore\nstore = FeatureStore(repo_path='.')\nrows = [{{'driver_id': d}} for d in (1001, 1002, 1003, 99)]\nout = store.get_online_features(features={FEATURES:?}, entity_rows=rows).to_dict()\nprint(json.dumps(out))\n"
     );
+    python(repo, &script)
+}
+
+/// Runs `script` with the Feast environment's Python in `repo`; its stdout
+/// as JSON.
+fn python(repo: &Path, script: &str) -> serde_json::Value {
     let out = Command::new(feast_env().join("bin/python"))
         .arg("-c")
         .arg(script)
@@ -379,20 +385,8 @@ fn feasts_historical_retrieval_equals_feast_rs() {
         serde_json::to_string(&FEATURES).unwrap(),
     )
     .unwrap();
-    let out = Command::new(feast_env().join("bin/python"))
-        .arg("-c")
-        .arg(script)
-        .current_dir(repo.path())
-        .env("FEAST_USAGE", "False")
-        .env("PYTHONWARNINGS", "ignore")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let answer = python(repo.path(), script);
+    let theirs = answer.as_array().unwrap();
     let key = |driver: i64, t: &str| (driver, t.to_owned());
     let theirs: BTreeMap<(i64, String), Vec<Option<f64>>> = theirs
         .iter()

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use feast_example_driver_stats as _; // the example's definitions, for the store-level test
 use feast_runtime::chrono::{DateTime, Utc};
 use feast_runtime::definition::{JoinKeyValue, serialize_entity_key};
 use feast_runtime::online_store::sequence_after;
@@ -874,6 +875,26 @@ fn the_store_refuses_a_stale_lease_token() {
         matches!(refused, Err(Error::Fenced { token: 5, .. })),
         "{refused:?}"
     );
+    // Its rows too: nothing of the batch lands.
+    let view = store
+        .registry()
+        .feature_view("driver_hourly_stats")
+        .unwrap();
+    let now = Utc::now().timestamp();
+    let rows = feast_runtime::online_store::OnlineBatch::from_frame(
+        view,
+        &feast_tests::stats_frame(&[(1001, now, Some(now), 0.5, 0.25, 3)]),
+    )
+    .unwrap();
+    let refused = online.write_batches(&[(view, &rows)], Some(&cp("300", 5)));
+    assert!(
+        matches!(refused, Err(Error::Fenced { token: 5, .. })),
+        "{refused:?}"
+    );
+    let mut key = Vec::new();
+    serialize_entity_key(&mut key, &[("driver_id", JoinKeyValue::Int64(1001))]);
+    let keys = [key];
+    assert_eq!(online.read(view, &keys, &["conv_rate"]).unwrap(), [None]);
     let stale = online.fence(PROJECT, STREAM, "shardId-000000000000", 6);
     assert!(
         matches!(
@@ -895,10 +916,15 @@ fn the_store_refuses_a_stale_lease_token() {
         (Some("100"), 1)
     );
     online.write_batches(&[], Some(&cp("200", 7))).unwrap();
+    // The new owner's rows land.
+    online
+        .write_batches(&[(view, &rows)], Some(&cp("300", 7)))
+        .unwrap();
+    assert!(online.read(view, &keys, &["conv_rate"]).unwrap()[0].is_some());
     let row = checkpoints(&mut redis.client())["shardId-000000000000"].clone();
     assert_eq!(
         (row.sequence_number.as_str(), row.lease, row.written_by),
-        ("200", 7, 7)
+        ("300", 7, 7)
     );
 }
 
